@@ -1,0 +1,811 @@
+"""The circuit breaker.
+
+Every form (``call``, ``call_async``, ``@breaker``, ``with``, ``async with``) is built on
+three primitives: ``_acquire`` admits a call and hands out a ticket, and ``_succeeded`` /
+``_failed`` (or ``_ignored``) record its outcome. The ticket is the breaker's generation
+when the call was admitted: every transition starts a new generation, so an outcome that
+arrives after the state has moved on still counts in the totals but cannot steer the new
+state.
+
+Locking: the lock guards the state machine and is held only for a few integer updates,
+never while the user's function runs and never across an ``await``. A success in a closed
+circuit under ``ConsecutiveFailures`` takes no lock at all: it draws the next value of an
+``itertools.count`` (atomic in CPython) and stores it, which is enough for a failure,
+under the lock, to see that a success came between it and the failure before.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
+
+from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
+from resilience._state import CircuitState
+from resilience._validate import (
+    check_callable,
+    check_int,
+    check_name,
+    check_number,
+    exception_types,
+)
+from resilience._wrap import wrap
+from resilience.exceptions import CircuitOpenError
+
+if TYPE_CHECKING:
+    import types
+
+__all__ = ["CircuitBreaker"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("resilience")
+
+ExceptionFilter = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+)
+Listener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
+Change = tuple[CircuitState, CircuitState]
+
+_CLOSED: Final = CircuitState.CLOSED
+_OPEN: Final = CircuitState.OPEN
+_HALF_OPEN: Final = CircuitState.HALF_OPEN
+_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
+_DISABLED: Final = CircuitState.DISABLED
+_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
+_RECORDING: Final = frozenset({_CLOSED, _METRICS_ONLY})
+
+_UNRECORDED: Final = -1  # the ticket of a call admitted while DISABLED
+_HALF_OPEN_FULL_RETRY_AFTER: Final = 0.5  # trial calls are short; look again soon
+_FALLBACK_RECOVERY: Final = 30.0
+
+# Open `with breaker:` blocks of this thread or task: (breaker, ticket, started) entries.
+_BLOCKS: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float | None], ...]] = (
+    contextvars.ContextVar("resilience_breaker_blocks", default=())
+)
+
+
+def _filter(name: str, value: object) -> tuple[type[BaseException], ...] | Callable[..., Any]:
+    """Normalise ``failure_on``/``ignore``: exception classes to a tuple, else a predicate."""
+    if isinstance(value, tuple) or (isinstance(value, type) and issubclass(value, BaseException)):
+        return exception_types(name, value)
+    if callable(value):
+        return value
+    raise TypeError(
+        f"{name} must be an exception class, a tuple of them or a predicate, got {value!r}"
+    )
+
+
+def _matches(
+    spec: tuple[type[BaseException], ...] | Callable[..., Any], exc: BaseException
+) -> bool:
+    if isinstance(spec, tuple):
+        return isinstance(exc, spec)
+    try:
+        return bool(spec(exc))
+    except Exception:
+        logger.exception("exception predicate %r raised; treating %r as not matching", spec, exc)
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """A breaker's validated configuration; equal settings are shared between breakers."""
+
+    failure_threshold: int
+    recovery_timeout: float | Callable[[int], float]
+    success_threshold: int
+    half_open_max_calls: int
+    policy: TripPolicy
+    failure_on: tuple[type[BaseException], ...] | Callable[..., Any]
+    ignore: tuple[type[BaseException], ...] | Callable[..., Any]
+    failure_on_result: Callable[[Any], bool] | None
+    fallback: Callable[..., Any] | None
+    clock: Callable[[], float]
+    timed: bool  # the policy needs each call's start time
+    slow_after: float | None  # the policy's slow_call_duration
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float | Callable[[int], float] = 30.0,
+        success_threshold: int = 1,
+        half_open_max_calls: int | None = None,
+        policy: TripPolicy | None = None,
+        failure_on: ExceptionFilter = Exception,
+        ignore: ExceptionFilter = (),
+        failure_on_result: Callable[[Any], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> _Settings:
+        """Validate the options and return shared settings for them."""
+        check_int("failure_threshold", failure_threshold, minimum=1)
+        if callable(recovery_timeout) and not isinstance(recovery_timeout, bool):
+            recovery: float | Callable[[int], float] = recovery_timeout
+        else:
+            recovery = check_number("recovery_timeout", recovery_timeout, positive=True)
+        check_int("success_threshold", success_threshold, minimum=1)
+        if half_open_max_calls is None:
+            half_open_max_calls = success_threshold
+        check_int("half_open_max_calls", half_open_max_calls, minimum=1)
+        if policy is None:
+            policy = ConsecutiveFailures(failure_threshold)
+        elif not isinstance(policy, TripPolicy):
+            raise TypeError(f"policy must be a TripPolicy such as FailureRate(...), got {policy!r}")
+        settings = cls(
+            failure_threshold=failure_threshold,
+            recovery_timeout=recovery,
+            success_threshold=success_threshold,
+            half_open_max_calls=half_open_max_calls,
+            policy=policy,
+            failure_on=_filter("failure_on", failure_on),
+            ignore=_filter("ignore", ignore),
+            failure_on_result=check_callable("failure_on_result", failure_on_result, optional=True),
+            fallback=check_callable("fallback", fallback, optional=True),
+            clock=check_callable("clock", clock),
+            timed=policy.timed,
+            slow_after=getattr(policy, "slow_call_duration", None),
+        )
+        return _intern(settings)
+
+    def effective(self, option: str, value: Any) -> Any:
+        """Return what passing ``option=value`` would make this setting, for comparison."""
+        if option in {"failure_on", "ignore"}:
+            return _filter(option, value)
+        if option == "half_open_max_calls" and value is None:
+            return self.success_threshold
+        if option == "policy" and value is None:
+            return ConsecutiveFailures(self.failure_threshold)
+        if option == "recovery_timeout" and isinstance(value, int | float):
+            return float(value)
+        return value
+
+    def outcome_of(self, exc: BaseException) -> int:
+        """Classify an exception: ``_IGNORED``, ``_FAILURE`` or ``_SUCCESS``."""
+        if not isinstance(exc, Exception):
+            return _IGNORED  # cancellation and interpreter exits are never failures
+        if _matches(self.ignore, exc):
+            return _IGNORED
+        if _matches(self.failure_on, exc):
+            return _FAILURE
+        return _SUCCESS
+
+
+_SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+
+_INTERNED: dict[_Settings, _Settings] = {}
+_INTERN_LIMIT = 1024
+
+
+def _intern(settings: _Settings) -> _Settings:
+    """Share equal settings between breakers, which saves memory per breaker."""
+    try:
+        return _INTERNED.setdefault(settings, settings)
+    except TypeError:  # an unhashable predicate or clock: keep this one to itself
+        return settings
+    finally:
+        if len(_INTERNED) > _INTERN_LIMIT:
+            _INTERNED.clear()
+
+
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+_LOCK_PICKER = itertools.count()
+
+
+def _read_count(counter: itertools.count[int]) -> int:
+    """Return how many values ``counter`` has handed out, without drawing one."""
+    return int(repr(counter)[6:-1])
+
+
+class CircuitBreaker:
+    """Stop calling a dependency that keeps failing, and try it again after a while.
+
+    A closed breaker passes calls through and records their outcomes. When the trip
+    policy says so (by default ``failure_threshold`` failures in a row) it opens: calls
+    are rejected with ``CircuitOpenError`` (or answered by ``fallback``) without running.
+    After ``recovery_timeout`` it admits up to ``half_open_max_calls`` trial calls; a
+    failed trial opens it again, ``success_threshold`` good ones close it.
+
+    Every option is keyword-only and validated here, not at call time.
+
+    Args:
+        failure_threshold: consecutive failures that open the circuit (int >= 1).
+        recovery_timeout: seconds to stay open before a trial call, or a backoff
+            ``(n) -> seconds`` giving the wait after the n-th trip in a row.
+        name: a name for logs, stats and metrics; ``None`` for an anonymous breaker.
+        success_threshold: successful trial calls that close the circuit (int >= 1).
+        half_open_max_calls: trial calls admitted at once (default: ``success_threshold``).
+        policy: a ``TripPolicy`` replacing ``failure_threshold``, e.g. ``FailureRate()``.
+        failure_on: exceptions that count as failures: classes, or a predicate.
+        ignore: exceptions that count as neither success nor failure (and win over
+            ``failure_on``). Exceptions outside both count as successes; every one
+            propagates unchanged.
+        failure_on_result: a predicate on the return value that marks a failure.
+        fallback: called with the call's arguments instead of raising when rejected.
+        clock: monotonic seconds; also times windows and slow calls.
+
+    Raises:
+        TypeError, ValueError: an option has the wrong type or is out of range.
+
+    Example:
+        >>> breaker = CircuitBreaker(failure_threshold=3, recovery_timeout=10.0, name="db")
+        >>> @breaker
+        ... def query() -> int:
+        ...     return 42
+        >>> query()
+        42
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_extras",
+        "_failures",
+        "_fast",
+        "_gen",
+        "_ignored",
+        "_last_ok",
+        "_listeners",
+        "_lock",
+        "_name",
+        "_rejected",
+        "_retry_at",
+        "_settings",
+        "_since",
+        "_state",
+        "_successes",
+        "_tracker",
+        "_trial_ok",
+        "_trial_running",
+        "_trips",
+    )
+
+    _settings: _Settings
+    _name: str | None
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float | Callable[[int], float] = 30.0,
+        name: str | None = None,
+        success_threshold: int = 1,
+        half_open_max_calls: int | None = None,
+        policy: TripPolicy | None = None,
+        failure_on: ExceptionFilter = Exception,
+        ignore: ExceptionFilter = (),
+        failure_on_result: Callable[[Any], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = _Settings.build(
+            failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout,
+            success_threshold=success_threshold,
+            half_open_max_calls=half_open_max_calls,
+            policy=policy,
+            failure_on=failure_on,
+            ignore=ignore,
+            failure_on_result=failure_on_result,
+            fallback=fallback,
+            clock=clock,
+        )
+        self._setup(check_name(name, optional=True), settings)
+
+    @classmethod
+    def _from_settings(cls, name: str | None, settings: _Settings) -> CircuitBreaker:
+        """Make a breaker from settings validated before (the registry's fast path)."""
+        self = cls.__new__(cls)
+        self._setup(name, settings)
+        return self
+
+    def _setup(self, name: str | None, settings: _Settings) -> None:
+        self._name = name
+        self._settings = settings
+        # A lock per breaker would cost more memory than the breaker; hold times are a few
+        # integer updates, so breakers share a stripe of locks.
+        self._lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
+        self._state = _CLOSED
+        self._gen = 0
+        self._successes = itertools.count()
+        self._last_ok = -1
+        self._failures = 0
+        self._rejected = 0
+        self._ignored = 0
+        self._tracker: _Tracker = settings.policy._tracker()  # noqa: SLF001  # policies are ours
+        self._fast = self._fast_ok()
+        self._since: float | None = None
+        self._retry_at: float | None = None
+        self._trips = 0
+        self._trial_running = 0
+        self._trial_ok = 0
+        self._listeners: tuple[Listener, ...] = ()
+        self._extras: dict[str, int] | None = None
+
+    def _fast_ok(self) -> bool:
+        """Whether a closed circuit may record successes lock-free and untimed."""
+        settings = self._settings
+        return (
+            not self._tracker.counts_successes
+            and not settings.policy.timed
+            and settings.failure_on_result is None
+        )
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, or ``None``."""
+        return self._name
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state; an open circuit whose recovery time has come reads HALF_OPEN."""
+        state = self._state
+        if state is _OPEN:
+            retry_at = self._retry_at
+            now = self._settings.clock()
+            if retry_at is not None and now >= retry_at:
+                with self._lock:
+                    change = self._half_open_if_due(now)
+                self._notify(change)
+                return self._state
+        return state
+
+    @property
+    def policy(self) -> TripPolicy:
+        """The trip policy in force."""
+        return self._settings.policy
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock the breaker reads."""
+        return self._settings.clock
+
+    # ------------------------------------------------------------------ calling
+
+    def call(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call ``func(*args, **kwargs)`` through the breaker and return its result.
+
+        Raises:
+            CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
+            BaseException: whatever ``func`` raises, unchanged.
+        """
+        # Hot path: a closed circuit with a lock-free policy. Read the generation before
+        # the mode, which transitions clear first and set last.
+        gen = self._gen
+        if self._fast:
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                self._finish_exception(gen, exc, None)
+                raise
+            self._last_ok = next(self._successes)
+            return result
+        ticket = self._acquire()
+        if isinstance(ticket, CircuitOpenError):
+            return cast("R", self._reject(ticket, args, kwargs))
+        started = self._settings.clock() if self._settings.timed else None
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            self._finish_exception(ticket, exc, started)
+            raise
+        self._finish_result(ticket, result, started)
+        return result
+
+    async def call_async(
+        self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``func(*args, **kwargs)`` through the breaker and return its result.
+
+        A fallback may be a coroutine function or a plain one.
+
+        Raises:
+            CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
+            BaseException: whatever ``func`` raises, unchanged.
+        """
+        gen = self._gen
+        if self._fast:
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                self._finish_exception(gen, exc, None)
+                raise
+            self._last_ok = next(self._successes)
+            return result
+        ticket = self._acquire()
+        if isinstance(ticket, CircuitOpenError):
+            answer = self._reject(ticket, args, kwargs)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            return cast("R", answer)
+        started = self._settings.clock() if self._settings.timed else None
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            self._finish_exception(ticket, exc, started)
+            raise
+        self._finish_result(ticket, result, started)
+        return result
+
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
+        """Decorate a function or coroutine function so each call goes through the breaker.
+
+        The wrapper keeps the function's signature and type and has ``.breaker``.
+        """
+        wrapped = wrap(func, self.call, self.call_async)
+        wrapped.breaker = self  # type: ignore[attr-defined]  # documented attribute
+        return wrapped
+
+    def __enter__(self) -> Self:
+        ticket = self._acquire()
+        if isinstance(ticket, CircuitOpenError):
+            raise ticket
+        started = self._settings.clock() if self._settings.timed else None
+        _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        blocks = _BLOCKS.get()
+        for i in range(len(blocks) - 1, -1, -1):
+            if blocks[i][0] is self:
+                _, ticket, started = blocks[i]
+                _BLOCKS.set(blocks[:i] + blocks[i + 1 :])
+                break
+        else:
+            raise RuntimeError("breaker block exited without being entered in this context")
+        if exc is None:
+            self._succeeded(ticket, started)
+        else:
+            self._finish_exception(ticket, exc, started)
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    # ------------------------------------------------------------------ primitives
+
+    def _acquire(self) -> int | CircuitOpenError:
+        """Admit a call and return its ticket, or return the error that rejects it."""
+        gen = self._gen  # before the state, which transitions write first
+        state = self._state
+        if state is _CLOSED or state is _METRICS_ONLY:
+            return gen
+        if state is _DISABLED:
+            return _UNRECORDED
+        now = self._settings.clock()
+        retry_after: float | None = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            change = self._half_open_if_due(now)
+            state = self._state
+            if state is _HALF_OPEN:
+                if self._trial_running < self._settings.half_open_max_calls:
+                    self._trial_running += 1
+                    ticket: int | None = self._gen
+                else:
+                    ticket = None
+                    retry_after = _HALF_OPEN_FULL_RETRY_AFTER
+            elif state is _OPEN:
+                ticket = None
+                retry_after = max(0.0, cast("float", self._retry_at) - now)
+            elif state is _FORCED_OPEN:
+                ticket = None
+            else:  # another thread closed, disabled or shadowed it meanwhile
+                ticket = _UNRECORDED if state is _DISABLED else self._gen
+            if ticket is None:
+                self._rejected += 1
+        finally:
+            lock.release()
+        self._notify(change)
+        if ticket is None:
+            return CircuitOpenError(self._name, state, retry_after)
+        return ticket
+
+    def _succeeded(self, ticket: int, started: float | None) -> None:
+        """Record a successful call admitted with ``ticket``."""
+        if ticket == _UNRECORDED:
+            return
+        if started is None and (
+            ticket != self._gen
+            or (self._state is not _HALF_OPEN and not self._tracker.counts_successes)
+        ):
+            self._last_ok = next(self._successes)
+            return
+        now = self._settings.clock() if started is not None else 0.0
+        change = None
+        with self._lock:
+            self._last_ok = next(self._successes)
+            if ticket == self._gen:
+                state = self._state
+                if state is _HALF_OPEN:
+                    self._trial_running -= 1
+                    self._trial_ok += 1
+                    if self._trial_ok >= self._settings.success_threshold:
+                        change = self._to(_CLOSED, now)
+                elif state in _RECORDING and self._tracker.record(
+                    now, self._last_ok, failed=False, slow=self._is_slow(started, now)
+                ):
+                    change = self._trip(now)
+        self._notify(change)
+
+    def _failed(self, ticket: int, started: float | None) -> None:
+        """Record a failed call admitted with ``ticket``."""
+        if ticket == _UNRECORDED:
+            return
+        now = self._settings.clock()
+        change = None
+        with self._lock:
+            self._failures += 1
+            if ticket == self._gen:
+                state = self._state
+                if state is _HALF_OPEN:
+                    self._trial_running -= 1
+                    change = self._to(_OPEN, now)
+                elif state in _RECORDING and self._tracker.record(
+                    now, self._last_ok, failed=True, slow=self._is_slow(started, now)
+                ):
+                    change = self._trip(now)
+        self._notify(change)
+
+    def _ignored_call(self, ticket: int) -> None:
+        """Record a call whose outcome counts as neither success nor failure."""
+        if ticket == _UNRECORDED:
+            return
+        with self._lock:
+            self._ignored += 1
+            if ticket == self._gen and self._state is _HALF_OPEN:
+                self._trial_running -= 1  # a cancelled trial frees its slot
+
+    def _finish_exception(self, ticket: int, exc: BaseException, started: float | None) -> None:
+        outcome = self._settings.outcome_of(exc)
+        if outcome == _FAILURE:
+            self._failed(ticket, started)
+        elif outcome == _SUCCESS:
+            self._succeeded(ticket, started)
+        else:
+            self._ignored_call(ticket)
+
+    def _finish_result(self, ticket: int, result: object, started: float | None) -> None:
+        predicate = self._settings.failure_on_result
+        failed = False
+        if predicate is not None:
+            try:
+                failed = bool(predicate(result))
+            except Exception:
+                logger.exception("failure_on_result of breaker %r raised", self._name)
+        if failed:
+            self._failed(ticket, started)
+        else:
+            self._succeeded(ticket, started)
+
+    def _reject(
+        self, error: CircuitOpenError, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> Any:
+        fallback = self._settings.fallback
+        if fallback is None:
+            raise error
+        return fallback(*args, **kwargs)
+
+    def _is_slow(self, started: float | None, now: float) -> bool:
+        limit = self._settings.slow_after
+        return started is not None and limit is not None and now - started >= limit
+
+    # ------------------------------------------------------------------ transitions
+    # The methods below run with the lock held.
+
+    def _half_open_if_due(self, now: float) -> Change | None:
+        if self._state is _OPEN and now >= cast("float", self._retry_at):
+            return self._to(_HALF_OPEN, now)
+        return None
+
+    def _trip(self, now: float) -> Change | None:
+        if self._state is _METRICS_ONLY:
+            extras = self._extras_dict()
+            extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
+            self._restart()
+            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
+            return None
+        return self._to(_OPEN, now)
+
+    def _restart(self) -> None:
+        """Start a new generation: the policy's counts and the trial slots begin afresh."""
+        self._gen += 1
+        self._tracker.restart(self._last_ok)
+        self._trial_running = 0
+        self._trial_ok = 0
+
+    def _to(self, new: CircuitState, now: float) -> Change | None:
+        old = self._state
+        if old is new:
+            return None
+        self._fast = False  # cleared first, set last: see call()
+        self._state = new
+        self._restart()
+        if new is _OPEN or new is _FORCED_OPEN or new is _HALF_OPEN:
+            if self._since is None:
+                self._since = now
+            if new is _OPEN:
+                self._trips += 1
+                self._retry_at = now + self._recovery(self._trips)
+            elif new is _FORCED_OPEN:
+                self._retry_at = None
+        else:
+            self._since = None
+            self._retry_at = None
+            self._trips = 0
+        extras = self._extras_dict()
+        key = "to_" + new.value
+        extras[key] = extras.get(key, 0) + 1
+        self._fast = new in _RECORDING and self._fast_ok()
+        return old, new
+
+    def _recovery(self, trips: int) -> float:
+        timeout = self._settings.recovery_timeout
+        if not callable(timeout):
+            return timeout
+        try:
+            return max(0.0, float(timeout(trips)))
+        except Exception:
+            logger.exception(
+                "recovery_timeout backoff of breaker %r raised; waiting %ss",
+                self._name,
+                _FALLBACK_RECOVERY,
+            )
+            return _FALLBACK_RECOVERY
+
+    def _extras_dict(self) -> dict[str, int]:
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = {}
+        return extras
+
+    def _notify(self, change: Change | None) -> None:
+        """Log a transition and tell the listeners, outside the lock."""
+        if change is None:
+            return
+        old, new = change
+        level = logging.WARNING if new in {_OPEN, _FORCED_OPEN} else logging.INFO
+        logger.log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
+        for listener in self._listeners:
+            try:
+                listener(self, old, new)
+            except Exception:
+                logger.exception("listener %r of circuit breaker %r raised", listener, self._name)
+
+    # ------------------------------------------------------------------ operators
+
+    def _operate(self, new: CircuitState) -> None:
+        now = self._settings.clock()
+        with self._lock:
+            change = self._to(new, now)
+            if change is None and new is _CLOSED:
+                self._restart()
+        self._notify(change)
+
+    def reset(self) -> None:
+        """Close the circuit and clear the policy's counts (totals keep counting)."""
+        self._operate(_CLOSED)
+
+    def close(self) -> None:
+        """Close the circuit; the same as ``reset()``."""
+        self._operate(_CLOSED)
+
+    def open(self) -> None:
+        """Force the circuit open: every call is rejected until an operator changes it."""
+        self._operate(_FORCED_OPEN)
+
+    def disable(self) -> None:
+        """Let every call pass and record nothing until an operator changes it."""
+        self._operate(_DISABLED)
+
+    def metrics_only(self) -> None:
+        """Shadow mode: record and report like a closed circuit, but never reject.
+
+        Each trip it would have made is counted in ``get_stats()["shadow_trips"]``.
+        """
+        self._operate(_METRICS_ONLY)
+
+    # ------------------------------------------------------------------ listeners
+
+    def add_listener(self, listener: Listener, /) -> None:
+        """Call ``listener(breaker, old_state, new_state)`` after every transition.
+
+        Listeners run outside the breaker's lock, in the thread that caused the change;
+        one that raises is logged and breaks nothing.
+
+        Raises:
+            TypeError: ``listener`` is not callable.
+        """
+        check_callable("listener", listener)
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener, /) -> None:
+        """Stop calling ``listener``.
+
+        Raises:
+            ValueError: ``listener`` was not added.
+        """
+        with self._lock:
+            listeners = list(self._listeners)
+            try:
+                listeners.remove(listener)
+            except ValueError:
+                raise ValueError(f"listener {listener!r} is not registered") from None
+            self._listeners = tuple(listeners)
+
+    # ------------------------------------------------------------------ stats
+
+    def get_stats(self) -> dict[str, Any]:
+        """Return a snapshot of the breaker's state and counters.
+
+        Keys: ``name``, ``state`` (the enum's value), ``failure_count`` and
+        ``success_count`` (what the policy holds now), ``total_calls``,
+        ``total_successes``, ``total_failures``, ``total_rejected``, ``total_ignored``
+        (totals only grow), ``opened_at`` (wall-clock epoch seconds when it left CLOSED,
+        or None), ``open_for`` (seconds since then on the breaker's clock, or None),
+        ``failure_rate`` (0..1 where the policy measures it and has enough calls, else
+        None), ``slow_calls`` (slow calls in the window), ``shadow_trips`` and
+        ``transitions`` (entries into each state, by the state's value).
+        """
+        state = self.state  # observes a due OPEN -> HALF_OPEN change first
+        clock = self._settings.clock
+        with self._lock:
+            now = clock()
+            state = self._state
+            successes = _read_count(self._successes)
+            if state is _HALF_OPEN:
+                failure_count, success_count = 0, self._trial_ok
+                rate: float | None = None
+                slow = 0
+            else:
+                failure_count, success_count, rate, slow = self._tracker.counts(now, self._last_ok)
+            extras = dict(self._extras or {})
+            since = self._since
+            stats: dict[str, Any] = {
+                "name": self._name,
+                "state": state.value,
+                "failure_count": failure_count,
+                "success_count": success_count,
+                "total_calls": successes + self._failures + self._rejected + self._ignored,
+                "total_successes": successes,
+                "total_failures": self._failures,
+                "total_rejected": self._rejected,
+                "total_ignored": self._ignored,
+                "failure_rate": rate,
+                "slow_calls": slow,
+            }
+        stats["opened_at"] = None if since is None else time.time() - (now - since)
+        stats["open_for"] = None if since is None else now - since
+        stats["shadow_trips"] = extras.get("shadow_trips", 0)
+        stats["transitions"] = {s.value: extras.get("to_" + s.value, 0) for s in CircuitState}
+        return stats
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker name={self._name!r} state={self._state.value}>"
+
+
+CircuitBreaker.__module__ = "resilience"

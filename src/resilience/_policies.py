@@ -1,0 +1,195 @@
+"""Trip policies: when a closed circuit opens.
+
+A policy is a small immutable description; each breaker makes its own tracker from it.
+Trackers are not thread-safe by themselves: the breaker calls them under its lock.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from resilience._validate import check_int, check_number
+from resilience._windows import CountWindow, TimeWindow, _Ring
+
+__all__ = ["ConsecutiveFailures", "FailureRate", "TripPolicy"]
+
+
+class _Tracker(abc.ABC):
+    """What a breaker keeps for its policy while closed (or in metrics-only mode).
+
+    ``successes`` is the breaker's running total of successful calls; a tracker with
+    ``counts_successes = False`` derives what it needs from it, which lets the breaker
+    record a success without taking its lock.
+    """
+
+    __slots__ = ()
+    counts_successes: bool = True
+
+    @abc.abstractmethod
+    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:
+        """Record one outcome and return whether the circuit should trip."""
+
+    @abc.abstractmethod
+    def restart(self, successes: int) -> None:
+        """Forget every outcome, as after a transition."""
+
+    @abc.abstractmethod
+    def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:
+        """Return ``(failure_count, success_count, failure_rate, slow_calls)`` held now."""
+
+
+class TripPolicy(abc.ABC):
+    """Decides when a closed circuit opens: ``ConsecutiveFailures`` or ``FailureRate``."""
+
+    __slots__ = ()
+
+    @property
+    def timed(self) -> bool:
+        """Whether the policy needs each call's start time, so the breaker reads the clock."""
+        return False
+
+    @abc.abstractmethod
+    def _tracker(self) -> _Tracker:
+        """Make a fresh tracker for one breaker."""
+
+
+class _ConsecutiveTracker(_Tracker):
+    __slots__ = ("_mark", "_run", "_threshold")
+    counts_successes = False
+
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._run = 0  # failures in a row, valid while no success came after them
+        self._mark = 0  # the success total when the run last grew (or restarted)
+
+    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:  # noqa: ARG002  # counts failures only
+        if not failed:
+            return False
+        if successes != self._mark:
+            self._run = 0
+            self._mark = successes
+        self._run += 1
+        return self._run >= self._threshold
+
+    def restart(self, successes: int) -> None:
+        self._run = 0
+        self._mark = successes
+
+    def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:  # noqa: ARG002  # time-free policy
+        since = successes - self._mark
+        return (self._run if since == 0 else 0), since, None, 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConsecutiveFailures(TripPolicy):
+    """Open after ``threshold`` failures in a row; any success starts the count again.
+
+    This is the default policy: ``CircuitBreaker(failure_threshold=n)`` uses
+    ``ConsecutiveFailures(n)``. Recording a success takes no lock.
+
+    Args:
+        threshold: consecutive failures that open the circuit, an int >= 1.
+    """
+
+    threshold: int = 5
+
+    def __post_init__(self) -> None:
+        check_int("threshold", self.threshold, minimum=1)
+
+    def _tracker(self) -> _Tracker:
+        return _ConsecutiveTracker(self.threshold)
+
+
+class _RateTracker(_Tracker):
+    __slots__ = ("_minimum", "_policy", "_ring")
+
+    def __init__(self, policy: FailureRate) -> None:
+        self._policy = policy
+        self._ring: _Ring = policy.window._ring()  # noqa: SLF001  # windows and policies are one unit
+        window = policy.window
+        self._minimum = (
+            min(policy.minimum_calls, window.size)
+            if isinstance(window, CountWindow)
+            else policy.minimum_calls
+        )
+
+    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:  # noqa: ARG002  # counts its own successes
+        ring = self._ring
+        ring.add(now, failed=failed, slow=slow)
+        calls = ring.calls
+        if calls < self._minimum:
+            return False
+        policy = self._policy
+        # Divide rather than multiply the threshold: 3 / 10 >= 0.3 holds, 3 >= 0.3 * 10 does not.
+        if ring.failures / calls >= policy.threshold:
+            return True
+        rate = policy.slow_call_rate
+        return rate is not None and ring.slow / calls >= rate
+
+    def restart(self, successes: int) -> None:  # noqa: ARG002  # counts its own successes
+        self._ring = self._policy.window._ring()  # noqa: SLF001  # windows and policies are one unit
+
+    def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:  # noqa: ARG002  # counts its own successes
+        ring = self._ring
+        ring.advance(now)
+        calls = ring.calls
+        rate = ring.failures / calls if calls >= self._minimum else None
+        return ring.failures, calls - ring.failures, rate, ring.slow
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRate(TripPolicy):
+    """Open when the share of failed (or slow) calls in a sliding window is too high.
+
+    The rate is judged only once the window holds ``minimum_calls`` calls (for a
+    ``CountWindow`` smaller than that, once it is full). Boundaries are inclusive: a rate
+    equal to ``threshold`` opens, and a call lasting exactly ``slow_call_duration`` is slow.
+
+    Args:
+        threshold: the failure rate that opens the circuit, in (0, 1].
+        window: ``CountWindow(size)`` or ``TimeWindow(seconds)``.
+        minimum_calls: calls the window must hold before the rate counts, an int >= 1.
+        slow_call_duration: seconds from which a call counts as slow, or None.
+        slow_call_rate: the share of slow calls that opens the circuit, in (0, 1], or None.
+            Needs ``slow_call_duration``.
+
+    Raises:
+        TypeError, ValueError: an argument is of the wrong type or out of range.
+
+    Example:
+        >>> policy = FailureRate(threshold=0.5, window=TimeWindow(30.0), minimum_calls=20)
+    """
+
+    threshold: float = 0.5
+    window: CountWindow | TimeWindow = field(default_factory=CountWindow)
+    minimum_calls: int = 10
+    slow_call_duration: float | None = None
+    slow_call_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        check_number("threshold", self.threshold, positive=True, maximum=1.0)
+        if not isinstance(self.window, CountWindow | TimeWindow):
+            raise TypeError(f"window must be a CountWindow or a TimeWindow, got {self.window!r}")
+        check_int("minimum_calls", self.minimum_calls, minimum=1)
+        if self.slow_call_duration is not None:
+            check_number("slow_call_duration", self.slow_call_duration, positive=True)
+        if self.slow_call_rate is not None:
+            check_number("slow_call_rate", self.slow_call_rate, positive=True, maximum=1.0)
+            if self.slow_call_duration is None:
+                raise ValueError(
+                    f"slow_call_rate needs slow_call_duration, got slow_call_rate="
+                    f"{self.slow_call_rate!r} and slow_call_duration=None"
+                )
+
+    @property
+    def timed(self) -> bool:
+        """Whether the breaker must time calls: for slow calls or a time window."""
+        return self.slow_call_duration is not None or isinstance(self.window, TimeWindow)
+
+    def _tracker(self) -> _Tracker:
+        return _RateTracker(self)
+
+
+for _cls in (TripPolicy, ConsecutiveFailures, FailureRate):
+    _cls.__module__ = "resilience"

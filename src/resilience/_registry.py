@@ -1,0 +1,190 @@
+"""Named breakers: a registry that hands out one breaker per name."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar, overload
+
+from resilience._breaker import CircuitBreaker, _Settings
+from resilience._validate import check_name
+
+__all__ = [
+    "BreakerRegistry",
+    "circuit_breaker",
+    "default_registry",
+    "get_circuit_breaker",
+    "reset_all_circuit_breakers",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_MISSING = object()
+
+
+class BreakerRegistry:
+    """A thread-safe set of named circuit breakers, created on first use.
+
+    ``get(name)`` returns the same breaker for the same name, created once even when many
+    threads ask at the same moment. Breakers made by a registry start from its
+    ``defaults``; options passed to ``get`` override them for a new breaker and, for an
+    existing one, must match what it has.
+
+    Args:
+        defaults: options every new breaker gets (any ``CircuitBreaker`` option but
+            ``name``), validated here.
+
+    Raises:
+        TypeError, ValueError: a default is not a valid breaker option.
+
+    Example:
+        >>> registry = BreakerRegistry(defaults={"failure_threshold": 3})
+        >>> registry.get("payments") is registry.get("payments")
+        True
+    """
+
+    __slots__ = ("_breakers", "_defaults", "_lock", "_template")
+
+    def __init__(self, *, defaults: Mapping[str, Any] | None = None) -> None:
+        if defaults is not None and not isinstance(defaults, Mapping):
+            raise TypeError(f"defaults must be a mapping of breaker options, got {defaults!r}")
+        self._defaults = dict(defaults or {})
+        if "name" in self._defaults:
+            raise ValueError(f"defaults must not set a name, got name={self._defaults['name']!r}")
+        self._template = _Settings.build(**self._defaults)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, /, **config: Any) -> CircuitBreaker:
+        """Return the breaker called ``name``, creating it with ``config`` if it is new.
+
+        Raises:
+            TypeError: ``name`` is not a ``str``, or ``config`` has an unknown option.
+            ValueError: ``name`` is invalid, or an option in ``config`` differs from the
+                existing breaker's value.
+        """
+        breaker = self._breakers.get(name) if type(name) is str else None
+        if breaker is None:
+            check_name(name)
+            with self._lock:
+                breaker = self._breakers.get(name)
+                if breaker is None:
+                    settings = (
+                        _Settings.build(**{**self._defaults, **config})
+                        if config
+                        else self._template
+                    )
+                    breaker = CircuitBreaker._from_settings(name, settings)  # noqa: SLF001  # validated above
+                    self._breakers[name] = breaker
+                    return breaker
+        if config:
+            _check_same(breaker, config)
+        return breaker
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._breakers
+
+    def __iter__(self) -> Iterator[CircuitBreaker]:
+        """Iterate over the breakers (a copy: the registry may change meanwhile)."""
+        return iter(list(self._breakers.values()))
+
+    def __len__(self) -> int:
+        return len(self._breakers)
+
+    def remove(self, name: str, /) -> CircuitBreaker:
+        """Forget the breaker called ``name`` and return it.
+
+        Raises:
+            KeyError: no breaker has that name.
+        """
+        with self._lock:
+            try:
+                return self._breakers.pop(name)
+            except KeyError:
+                raise KeyError(f"no circuit breaker named {name!r}") from None
+
+    def reset_all(self) -> None:
+        """Reset every breaker in the registry to CLOSED."""
+        for breaker in self:
+            breaker.reset()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Return ``get_stats()`` of every breaker, in creation order."""
+        return [breaker.get_stats() for breaker in self]
+
+    def __repr__(self) -> str:
+        return f"<BreakerRegistry of {len(self)} breakers>"
+
+
+def _check_same(breaker: CircuitBreaker, config: Mapping[str, Any]) -> None:
+    settings = breaker._settings  # noqa: SLF001  # the registry and the breaker are one unit
+    for option, value in config.items():
+        if option not in _Settings.__dataclass_fields__ or option in {"timed", "slow_after"}:
+            raise TypeError(f"unknown circuit breaker option {option!r}")
+        current = getattr(settings, option)
+        wanted = settings.effective(option, value)
+        if wanted != current:
+            raise ValueError(
+                f"circuit breaker {breaker.name!r} exists with {option}={current!r}, "
+                f"got {option}={value!r}"
+            )
+
+
+default_registry = BreakerRegistry()
+"""The registry behind ``get_circuit_breaker`` and ``circuit_breaker(name=...)``."""
+
+
+def get_circuit_breaker(name: str, /, **config: Any) -> CircuitBreaker:
+    """Return the breaker called ``name`` from the default registry, creating it if new.
+
+    Calling it twice with the same name returns the same breaker; passing options that
+    differ from the existing breaker's raises ``ValueError`` rather than replacing it.
+
+    Example:
+        >>> breaker = get_circuit_breaker("inventory-api", failure_threshold=3)
+        >>> breaker is get_circuit_breaker("inventory-api")
+        True
+    """
+    return default_registry.get(name, **config)
+
+
+def reset_all_circuit_breakers() -> None:
+    """Reset every breaker of the default registry to CLOSED."""
+    default_registry.reset_all()
+
+
+@overload
+def circuit_breaker(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def circuit_breaker(
+    *, name: str | None = None, **options: Any
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def circuit_breaker(
+    func: Callable[P, R] | None = None, /, *, name: str | None = None, **options: Any
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Protect a function or coroutine function with a circuit breaker.
+
+    Usable bare (``@circuit_breaker``) or with ``CircuitBreaker`` options. With ``name``
+    the breaker comes from the default registry (created there if new; only the options
+    passed here are compared with an existing one); without, each decorated function
+    gets a breaker of its own. The wrapper keeps the function's type and has ``.breaker``.
+
+    Raises:
+        TypeError, ValueError: an option is invalid, or differs from the named breaker's.
+
+    Example:
+        >>> @circuit_breaker(failure_threshold=3, recovery_timeout=10.0)
+        ... def fetch() -> str:
+        ...     return "ok"
+        >>> fetch.breaker.state.value  # type: ignore[attr-defined]
+        'closed'
+    """
+    breaker = CircuitBreaker(**options) if name is None else default_registry.get(name, **options)
+    if func is not None:
+        return breaker(func)
+    return breaker.__call__

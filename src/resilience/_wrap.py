@@ -1,0 +1,49 @@
+"""The one helper every decorator uses to wrap sync and async callables alike."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SyncRunner = Callable[..., Any]
+"""``runner(func, *args, **kwargs)``: runs ``func`` under the decorator's policy."""
+AsyncRunner = Callable[..., Awaitable[Any]]
+"""``await runner(func, *args, **kwargs)``: the same for coroutine functions."""
+
+
+def wrap(
+    func: Callable[P, R], sync_runner: SyncRunner, async_runner: AsyncRunner
+) -> Callable[P, R]:
+    """Return a wrapper of ``func`` that runs every call through the matching runner.
+
+    The check for a coroutine function happens once, here, so an ``async def`` gets an
+    ``async def`` wrapper (``inspect.iscoroutinefunction`` stays true) and a plain function
+    a plain one. ``functools.wraps`` keeps the name, docstring and signature.
+
+    Raises:
+        TypeError: ``func`` is not callable, or is a generator function, whose body would run
+            only after the wrapper had returned.
+    """
+    if not callable(func):
+        raise TypeError(f"the decorated object must be callable, got {func!r}")
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        raise TypeError(
+            f"cannot wrap generator function {func.__qualname__}: its body runs after the "
+            "wrapper returns, so nothing could be protected"
+        )
+    if inspect.iscoroutinefunction(func):
+
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await async_runner(func, *args, **kwargs)
+
+        return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return sync_runner(func, *args, **kwargs)
+
+    return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
