@@ -5,8 +5,6 @@ The public API is re-exported here; the modules behind it are private.
 
 from __future__ import annotations
 
-from typing import Any
-
 from resilience._breaker import CircuitBreaker
 from resilience._deadline import deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
@@ -48,7 +46,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "__version__":
         from resilience._version import __version__  # noqa: PLC0415  # read lazily
 

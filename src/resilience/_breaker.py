@@ -41,12 +41,16 @@ from resilience.exceptions import CircuitOpenError
 if TYPE_CHECKING:
     import types
 
+    from resilience._types import Backoff, Clock
+
 __all__ = ["CircuitBreaker"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 logger = logging.getLogger("resilience")
+# A library leaves output to the application: nothing prints until logging is configured.
+logger.addHandler(logging.NullHandler())
 
 ExceptionFilter = (
     type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
@@ -100,7 +104,7 @@ class _Settings:
     """A breaker's validated configuration; equal settings are shared between breakers."""
 
     failure_threshold: int
-    recovery_timeout: float | Callable[[int], float]
+    recovery_timeout: float | Backoff
     success_threshold: int
     half_open_max_calls: int
     policy: TripPolicy
@@ -108,7 +112,7 @@ class _Settings:
     ignore: tuple[type[BaseException], ...] | Callable[..., Any]
     failure_on_result: Callable[[Any], bool] | None
     fallback: Callable[..., Any] | None
-    clock: Callable[[], float]
+    clock: Clock
     timed: bool  # the policy needs each call's start time
     slow_after: float | None  # the policy's slow_call_duration
 
@@ -117,7 +121,7 @@ class _Settings:
         cls,
         *,
         failure_threshold: int = 5,
-        recovery_timeout: float | Callable[[int], float] = 30.0,
+        recovery_timeout: float | Backoff = 30.0,
         success_threshold: int = 1,
         half_open_max_calls: int | None = None,
         policy: TripPolicy | None = None,
@@ -125,12 +129,12 @@ class _Settings:
         ignore: ExceptionFilter = (),
         failure_on_result: Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> _Settings:
         """Validate the options and return shared settings for them."""
         check_int("failure_threshold", failure_threshold, minimum=1)
         if callable(recovery_timeout) and not isinstance(recovery_timeout, bool):
-            recovery: float | Callable[[int], float] = recovery_timeout
+            recovery: float | Backoff = recovery_timeout
         else:
             recovery = check_number("recovery_timeout", recovery_timeout, positive=True)
         check_int("success_threshold", success_threshold, minimum=1)
@@ -275,7 +279,7 @@ class CircuitBreaker:
         self,
         *,
         failure_threshold: int = 5,
-        recovery_timeout: float | Callable[[int], float] = 30.0,
+        recovery_timeout: float | Backoff = 30.0,
         name: str | None = None,
         success_threshold: int = 1,
         half_open_max_calls: int | None = None,
@@ -284,7 +288,7 @@ class CircuitBreaker:
         ignore: ExceptionFilter = (),
         failure_on_result: Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         settings = _Settings.build(
             failure_threshold=failure_threshold,
@@ -366,7 +370,7 @@ class CircuitBreaker:
         return self._settings.policy
 
     @property
-    def clock(self) -> Callable[[], float]:
+    def clock(self) -> Clock:
         """The clock the breaker reads."""
         return self._settings.clock
 
@@ -534,7 +538,7 @@ class CircuitBreaker:
         ):
             self._last_ok = next(self._successes)
             return
-        now = self._settings.clock() if started is not None else 0.0
+        now = self._settings.clock()
         change = None
         with self._lock:
             self._last_ok = next(self._successes)

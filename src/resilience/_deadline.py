@@ -52,3 +52,6 @@ def remaining() -> float | None:
     if at is None:
         return None
     return max(0.0, at - time.monotonic())
+
+
+deadline.__module__ = remaining.__module__ = "resilience"

@@ -61,7 +61,9 @@ class _ConsecutiveTracker(_Tracker):
     def __init__(self, threshold: int) -> None:
         self._threshold = threshold
         self._run = 0  # failures in a row, valid while no success came after them
-        self._mark = 0  # the success total when the run last grew (or restarted)
+        # The breaker's last success token when the run last grew or restarted; the
+        # breaker starts at -1, before any success.
+        self._mark = -1
 
     def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:  # noqa: ARG002  # counts failures only
         if not failed:

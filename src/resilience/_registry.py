@@ -188,3 +188,12 @@ def circuit_breaker(
     if func is not None:
         return breaker(func)
     return breaker.__call__
+
+
+for _public in (
+    BreakerRegistry,
+    circuit_breaker,
+    get_circuit_breaker,
+    reset_all_circuit_breakers,
+):
+    _public.__module__ = "resilience"

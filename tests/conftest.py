@@ -1,0 +1,54 @@
+"""Shared fixtures: a fake clock, and one test body run through sync and async calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import resilience
+from resilience import CircuitBreaker
+from resilience.testing import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that moves only when the test says so."""
+    return FakeClock(1000.0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_registry() -> Iterator[None]:
+    """Keep the default registry from leaking breakers between tests."""
+    yield
+    for breaker in list(resilience.default_registry):
+        name = breaker.name
+        if name is not None:
+            resilience.default_registry.remove(name)
+
+
+Runner = Callable[..., Any]
+
+
+@pytest.fixture(params=["sync", "async"], ids=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Call ``func(*args)`` through ``breaker`` with ``call`` or ``call_async``.
+
+    The function given is always a plain one; the async variant wraps it in a coroutine.
+    """
+    if request.param == "sync":
+
+        def run_sync(breaker: CircuitBreaker, func: Callable[..., Any], *args: Any) -> Any:
+            return breaker.call(func, *args)
+
+        return run_sync
+
+    def run_async(breaker: CircuitBreaker, func: Callable[..., Any], *args: Any) -> Any:
+        async def coro(*a: Any) -> Any:
+            return func(*a)
+
+        return asyncio.run(breaker.call_async(coro, *args))
+
+    return run_async

@@ -1,0 +1,170 @@
+"""Trip policies and their O(1) windows."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given
+
+from _helpers import fail, ok
+from resilience import (
+    CircuitBreaker,
+    CircuitState,
+    ConsecutiveFailures,
+    CountWindow,
+    FailureRate,
+    TimeWindow,
+)
+from resilience.testing import FakeClock
+
+
+@given(
+    size=st.integers(1, 30),
+    outcomes=st.lists(st.tuples(st.booleans(), st.booleans()), max_size=120),
+)
+def test_count_window_totals_match_the_last_n_calls(
+    size: int, outcomes: list[tuple[bool, bool]]
+) -> None:
+    """A count window's running totals equal a recount of the last ``size`` calls."""
+    ring = CountWindow(size)._ring()
+    for failed, slow in outcomes:
+        ring.add(0.0, failed=failed, slow=slow)
+    last = outcomes[-size:]
+    assert ring.calls == len(last)
+    assert ring.failures == sum(f for f, _ in last)
+    assert ring.slow == sum(s for _, s in last)
+
+
+@given(
+    seconds=st.sampled_from([1.0, 2.5, 3.0, 10.0, 60.0]),
+    steps=st.lists(
+        st.tuples(st.floats(0, 4, allow_nan=False), st.booleans(), st.booleans()), max_size=80
+    ),
+)
+def test_time_window_totals_match_a_recount(
+    seconds: float, steps: list[tuple[float, bool, bool]]
+) -> None:
+    """A time window holds exactly the calls of its ``ceil(seconds)`` latest buckets."""
+    ring = TimeWindow(seconds)._ring()
+    count = math.ceil(seconds)
+    width = seconds / count
+    now = 100.0
+    seen: list[tuple[float, bool, bool]] = []
+    for gap, failed, slow in steps:
+        now += gap
+        ring.add(now, failed=failed, slow=slow)
+        seen.append((now, failed, slow))
+    now += 1.0
+    ring.advance(now)
+    current = math.floor(now / width)
+    kept = [c for c in seen if math.floor(c[0] / width) > current - count]
+    assert ring.calls == len(kept)
+    assert ring.failures == sum(c[1] for c in kept)
+    assert ring.slow == sum(c[2] for c in kept)
+
+
+def test_recording_is_constant_memory_whatever_the_calls() -> None:
+    """Recording many calls in a window allocates nothing per call."""
+    ring = CountWindow(1000)._ring()
+    for _ in range(2000):
+        ring.add(0.0, failed=True, slow=False)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(20_000):
+        ring.add(0.0, failed=i % 2 == 0, slow=False)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after - before < 1024
+
+
+def test_failure_rate_waits_for_minimum_calls() -> None:
+    """The rate is None and nothing trips before ``minimum_calls``; then >= threshold opens."""
+    breaker = CircuitBreaker(policy=FailureRate(threshold=0.5, minimum_calls=4))
+    fail(breaker, 3)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.get_stats()["failure_rate"] is None
+    ok(breaker)
+    assert breaker.state is CircuitState.OPEN  # 3 / 4 >= 0.5
+
+
+def test_failure_rate_boundary_is_inclusive() -> None:
+    """A rate exactly at the threshold opens, even where float products would round."""
+    breaker = CircuitBreaker(policy=FailureRate(threshold=0.3, minimum_calls=10))
+    ok(breaker, 7)
+    fail(breaker, 2)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.get_stats()["failure_rate"] is None
+    fail(breaker)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_failure_rate_reports_the_window_rate() -> None:
+    """``failure_rate``, ``failure_count`` and ``success_count`` describe the window."""
+    breaker = CircuitBreaker(
+        policy=FailureRate(threshold=0.9, window=CountWindow(4), minimum_calls=2)
+    )
+    ok(breaker, 3)
+    fail(breaker, 2)  # the window now holds ok, ok, fail, fail
+    stats = breaker.get_stats()
+    assert stats["failure_rate"] == 0.5
+    assert (stats["failure_count"], stats["success_count"]) == (2, 2)
+
+
+def test_small_count_window_caps_minimum_calls() -> None:
+    """A count window smaller than ``minimum_calls`` judges the rate once it is full."""
+    breaker = CircuitBreaker(policy=FailureRate(threshold=1.0, window=CountWindow(3)))
+    fail(breaker, 3)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_time_window_forgets_old_failures(clock: FakeClock) -> None:
+    """Failures older than the time window no longer count."""
+    policy = FailureRate(threshold=0.5, window=TimeWindow(10.0), minimum_calls=3)
+    breaker = CircuitBreaker(policy=policy, clock=clock)
+    fail(breaker, 2)
+    clock.advance(10.0)
+    ok(breaker, 2)
+    fail(breaker)
+    assert breaker.state is CircuitState.CLOSED  # 1 failure of 3 in the window
+    assert breaker.get_stats()["failure_rate"] == pytest.approx(1 / 3)
+
+
+def test_slow_calls_trip_at_the_slow_rate(clock: FakeClock) -> None:
+    """Calls lasting at least ``slow_call_duration`` count as slow; enough of them open."""
+    policy = FailureRate(threshold=1.0, minimum_calls=4, slow_call_duration=2.0, slow_call_rate=0.5)
+    breaker = CircuitBreaker(policy=policy, clock=clock)
+
+    def lasting(seconds: float) -> str:
+        clock.advance(seconds)
+        return "done"
+
+    breaker.call(lasting, 1.999)
+    breaker.call(lasting, 2.0)  # exactly the limit: slow
+    breaker.call(lasting, 0.0)
+    assert breaker.get_stats()["slow_calls"] == 1
+    breaker.call(lasting, 5.0)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_slow_call_duration_alone_only_reports(clock: FakeClock) -> None:
+    """Without ``slow_call_rate``, slow calls are counted but never trip."""
+    breaker = CircuitBreaker(
+        policy=FailureRate(minimum_calls=1, slow_call_duration=1.0), clock=clock
+    )
+    for _ in range(5):
+        breaker.call(clock.advance, 1.0)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.get_stats()["slow_calls"] == 5
+
+
+def test_policy_replaces_failure_threshold() -> None:
+    """``policy=`` wins over ``failure_threshold``."""
+    breaker = CircuitBreaker(failure_threshold=1, policy=ConsecutiveFailures(3))
+    fail(breaker, 2)
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.policy == ConsecutiveFailures(3)
+    assert not breaker.policy.timed
+    assert FailureRate(window=TimeWindow(5.0)).timed
