@@ -31,7 +31,7 @@ def test_count_window_totals_match_the_last_n_calls(
     """A count window's running totals equal a recount of the last ``size`` calls."""
     ring = CountWindow(size)._ring()
     for failed, slow in outcomes:
-        ring.add(0.0, failed=failed, slow=slow)
+        ring.add(0.0, failed, slow)
     last = outcomes[-size:]
     assert ring.calls == len(last)
     assert ring.failures == sum(f for f, _ in last)
@@ -55,7 +55,7 @@ def test_time_window_totals_match_a_recount(
     seen: list[tuple[float, bool, bool]] = []
     for gap, failed, slow in steps:
         now += gap
-        ring.add(now, failed=failed, slow=slow)
+        ring.add(now, failed, slow)
         seen.append((now, failed, slow))
     now += 1.0
     ring.advance(now)
@@ -70,11 +70,11 @@ def test_recording_is_constant_memory_whatever_the_calls() -> None:
     """Recording many calls in a window allocates nothing per call."""
     ring = CountWindow(1000)._ring()
     for _ in range(2000):
-        ring.add(0.0, failed=True, slow=False)
+        ring.add(0.0, True, False)
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(20_000):
-        ring.add(0.0, failed=i % 2 == 0, slow=False)
+        ring.add(0.0, i % 2 == 0, False)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert after - before < 1024

@@ -11,7 +11,12 @@ Locking: the lock guards the state machine and is held only for a few integer up
 never while the user's function runs and never across an ``await``. A success in a closed
 circuit under ``ConsecutiveFailures`` takes no lock at all: it draws the next value of an
 ``itertools.count`` (atomic in CPython) and stores it, which is enough for a failure,
-under the lock, to see that a success came between it and the failure before.
+under the lock, to see that a success came between it and the failure before. A
+rejection by an open circuit takes no lock either: it draws from a second counter.
+
+What only matters while the circuit is away from CLOSED (when it left, when a trial is
+due, trips in a row, trial calls) lives in an ``_Episode`` made when it leaves and dropped
+when it comes back, which keeps a closed breaker small.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
@@ -64,7 +69,6 @@ _HALF_OPEN: Final = CircuitState.HALF_OPEN
 _FORCED_OPEN: Final = CircuitState.FORCED_OPEN
 _DISABLED: Final = CircuitState.DISABLED
 _METRICS_ONLY: Final = CircuitState.METRICS_ONLY
-_RECORDING: Final = frozenset({_CLOSED, _METRICS_ONLY})
 
 _UNRECORDED: Final = -1  # the ticket of a call admitted while DISABLED
 _HALF_OPEN_FULL_RETRY_AFTER: Final = 0.5  # trial calls are short; look again soon
@@ -115,6 +119,7 @@ class _Settings:
     clock: Clock
     timed: bool  # the policy needs each call's start time
     slow_after: float | None  # the policy's slow_call_duration
+    fast: bool  # closed successes need neither the lock, the clock nor the result
 
     @classmethod
     def build(
@@ -158,6 +163,11 @@ class _Settings:
             clock=check_callable("clock", clock),
             timed=policy.timed,
             slow_after=getattr(policy, "slow_call_duration", None),
+            fast=(
+                policy._lock_free_successes  # noqa: SLF001  # policies are ours
+                and not policy.timed
+                and failure_on_result is None
+            ),
         )
         return _intern(settings)
 
@@ -177,9 +187,11 @@ class _Settings:
         """Classify an exception: ``_IGNORED``, ``_FAILURE`` or ``_SUCCESS``."""
         if not isinstance(exc, Exception):
             return _IGNORED  # cancellation and interpreter exits are never failures
-        if _matches(self.ignore, exc):
+        ignore = self.ignore
+        if isinstance(exc, ignore) if type(ignore) is tuple else _matches(ignore, exc):
             return _IGNORED
-        if _matches(self.failure_on, exc):
+        failure_on = self.failure_on
+        if isinstance(exc, failure_on) if type(failure_on) is tuple else _matches(failure_on, exc):
             return _FAILURE
         return _SUCCESS
 
@@ -208,6 +220,19 @@ _LOCK_PICKER = itertools.count()
 def _read_count(counter: itertools.count[int]) -> int:
     """Return how many values ``counter`` has handed out, without drawing one."""
     return int(repr(counter)[6:-1])
+
+
+class _Episode:
+    """What a breaker keeps from the moment it leaves CLOSED until it is back."""
+
+    __slots__ = ("retry_at", "since", "trial_ok", "trial_running", "trips")
+
+    def __init__(self, since: float) -> None:
+        self.since = since  # clock time when the circuit left CLOSED
+        self.retry_at: float | None = None  # when OPEN: clock time a trial is allowed
+        self.trips = 0  # trips in a row: the n of a backoff recovery_timeout
+        self.trial_running = 0
+        self.trial_ok = 0
 
 
 class CircuitBreaker:
@@ -251,6 +276,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "__weakref__",
+        "_episode",
         "_extras",
         "_failures",
         "_fast",
@@ -261,15 +287,10 @@ class CircuitBreaker:
         "_lock",
         "_name",
         "_rejected",
-        "_retry_at",
         "_settings",
-        "_since",
         "_state",
         "_successes",
         "_tracker",
-        "_trial_ok",
-        "_trial_running",
-        "_trips",
     )
 
     _settings: _Settings
@@ -318,30 +339,18 @@ class CircuitBreaker:
         # integer updates, so breakers share a stripe of locks.
         self._lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
         self._state = _CLOSED
+        self._fast = settings.fast
         self._gen = 0
         self._successes = itertools.count()
-        self._last_ok = -1
+        self._last_ok = -1  # the last success's draw from _successes
         self._failures = 0
-        self._rejected = 0
         self._ignored = 0
+        # Rejections happen only away from CLOSED; the counter is made on first leaving.
+        self._rejected: itertools.count[int] | None = None
         self._tracker: _Tracker = settings.policy._tracker()  # noqa: SLF001  # policies are ours
-        self._fast = self._fast_ok()
-        self._since: float | None = None
-        self._retry_at: float | None = None
-        self._trips = 0
-        self._trial_running = 0
-        self._trial_ok = 0
+        self._episode: _Episode | None = None
         self._listeners: tuple[Listener, ...] = ()
         self._extras: dict[str, int] | None = None
-
-    def _fast_ok(self) -> bool:
-        """Whether a closed circuit may record successes lock-free and untimed."""
-        settings = self._settings
-        return (
-            not self._tracker.counts_successes
-            and not settings.policy.timed
-            and settings.failure_on_result is None
-        )
 
     # ------------------------------------------------------------------ properties
 
@@ -354,8 +363,9 @@ class CircuitBreaker:
     def state(self) -> CircuitState:
         """The current state; an open circuit whose recovery time has come reads HALF_OPEN."""
         state = self._state
-        if state is _OPEN:
-            retry_at = self._retry_at
+        episode = self._episode
+        if state is _OPEN and episode is not None:
+            retry_at = episode.retry_at
             now = self._settings.clock()
             if retry_at is not None and now >= retry_at:
                 with self._lock:
@@ -396,7 +406,10 @@ class CircuitBreaker:
             return result
         ticket = self._acquire()
         if isinstance(ticket, CircuitOpenError):
-            return cast("R", self._reject(ticket, args, kwargs))
+            fallback = self._settings.fallback
+            if fallback is None:
+                raise ticket
+            return cast("R", fallback(*args, **kwargs))
         started = self._settings.clock() if self._settings.timed else None
         try:
             result = func(*args, **kwargs)
@@ -428,7 +441,10 @@ class CircuitBreaker:
             return result
         ticket = self._acquire()
         if isinstance(ticket, CircuitOpenError):
-            answer = self._reject(ticket, args, kwargs)
+            fallback = self._settings.fallback
+            if fallback is None:
+                raise ticket
+            answer = fallback(*args, **kwargs)
             if inspect.isawaitable(answer):
                 answer = await answer
             return cast("R", answer)
@@ -499,31 +515,49 @@ class CircuitBreaker:
         if state is _DISABLED:
             return _UNRECORDED
         now = self._settings.clock()
+        episode = self._episode
+        rejected = self._rejected
+        if episode is not None and rejected is not None:
+            # Lock-free rejection while open or forced open: the common case of an outage.
+            if state is _FORCED_OPEN:
+                next(rejected)
+                return CircuitOpenError(self._name, state, None)
+            retry_at = episode.retry_at
+            if state is _OPEN and retry_at is not None and now < retry_at:
+                next(rejected)
+                return CircuitOpenError(self._name, state, retry_at - now)
+        return self._acquire_locked(now)
+
+    def _acquire_locked(self, now: float) -> int | CircuitOpenError:
+        """Admit a call where the state may change: a due or running half-open trial."""
         retry_after: float | None = None
         lock = self._lock
         lock.acquire()
         try:
             change = self._half_open_if_due(now)
             state = self._state
-            if state is _HALF_OPEN:
-                if self._trial_running < self._settings.half_open_max_calls:
-                    self._trial_running += 1
-                    ticket: int | None = self._gen
+            episode = self._episode
+            ticket: int | None
+            if state is _HALF_OPEN and episode is not None:
+                if episode.trial_running < self._settings.half_open_max_calls:
+                    episode.trial_running += 1
+                    ticket = self._gen
                 else:
                     ticket = None
                     retry_after = _HALF_OPEN_FULL_RETRY_AFTER
-            elif state is _OPEN:
+            elif state is _OPEN and episode is not None and episode.retry_at is not None:
                 ticket = None
-                retry_after = max(0.0, cast("float", self._retry_at) - now)
+                retry_after = max(0.0, episode.retry_at - now)
             elif state is _FORCED_OPEN:
                 ticket = None
             else:  # another thread closed, disabled or shadowed it meanwhile
                 ticket = _UNRECORDED if state is _DISABLED else self._gen
-            if ticket is None:
-                self._rejected += 1
+            if ticket is None and self._rejected is not None:
+                next(self._rejected)
         finally:
             lock.release()
-        self._notify(change)
+        if change is not None:
+            self._notify(change)
         if ticket is None:
             return CircuitOpenError(self._name, state, retry_after)
         return ticket
@@ -540,39 +574,60 @@ class CircuitBreaker:
             return
         now = self._settings.clock()
         change = None
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._last_ok = next(self._successes)
             if ticket == self._gen:
                 state = self._state
-                if state is _HALF_OPEN:
-                    self._trial_running -= 1
-                    self._trial_ok += 1
-                    if self._trial_ok >= self._settings.success_threshold:
+                episode = self._episode
+                if state is _HALF_OPEN and episode is not None:
+                    episode.trial_running -= 1
+                    episode.trial_ok += 1
+                    if episode.trial_ok >= self._settings.success_threshold:
                         change = self._to(_CLOSED, now)
-                elif state in _RECORDING and self._tracker.record(
-                    now, self._last_ok, failed=False, slow=self._is_slow(started, now)
+                elif (state is _CLOSED or state is _METRICS_ONLY) and self._tracker.record(
+                    now,
+                    self._last_ok,
+                    False,  # noqa: FBT003  # positional: the tracker's hot call
+                    self._is_slow(started, now),
                 ):
                     change = self._trip(now)
-        self._notify(change)
+        finally:
+            lock.release()
+        if change is not None:
+            self._notify(change)
 
     def _failed(self, ticket: int, started: float | None) -> None:
         """Record a failed call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
             return
-        now = self._settings.clock()
+        clock = self._settings.clock
+        # The clock is read only when it matters: a timed policy, or a transition.
+        now = clock() if started is not None else None
         change = None
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._failures += 1
             if ticket == self._gen:
                 state = self._state
                 if state is _HALF_OPEN:
-                    self._trial_running -= 1
-                    change = self._to(_OPEN, now)
-                elif state in _RECORDING and self._tracker.record(
-                    now, self._last_ok, failed=True, slow=self._is_slow(started, now)
+                    episode = self._episode
+                    if episode is not None:
+                        episode.trial_running -= 1
+                    change = self._to(_OPEN, clock() if now is None else now)
+                elif (state is _CLOSED or state is _METRICS_ONLY) and self._tracker.record(
+                    0.0 if now is None else now,
+                    self._last_ok,
+                    True,  # noqa: FBT003  # positional: the tracker's hot call
+                    now is not None and self._is_slow(started, now),
                 ):
-                    change = self._trip(now)
-        self._notify(change)
+                    change = self._trip(clock() if now is None else now)
+        finally:
+            lock.release()
+        if change is not None:
+            self._notify(change)
 
     def _ignored_call(self, ticket: int) -> None:
         """Record a call whose outcome counts as neither success nor failure."""
@@ -580,8 +635,9 @@ class CircuitBreaker:
             return
         with self._lock:
             self._ignored += 1
-            if ticket == self._gen and self._state is _HALF_OPEN:
-                self._trial_running -= 1  # a cancelled trial frees its slot
+            episode = self._episode
+            if ticket == self._gen and self._state is _HALF_OPEN and episode is not None:
+                episode.trial_running -= 1  # a cancelled trial frees its slot
 
     def _finish_exception(self, ticket: int, exc: BaseException, started: float | None) -> None:
         outcome = self._settings.outcome_of(exc)
@@ -605,14 +661,6 @@ class CircuitBreaker:
         else:
             self._succeeded(ticket, started)
 
-    def _reject(
-        self, error: CircuitOpenError, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> Any:
-        fallback = self._settings.fallback
-        if fallback is None:
-            raise error
-        return fallback(*args, **kwargs)
-
     def _is_slow(self, started: float | None, now: float) -> bool:
         limit = self._settings.slow_after
         return started is not None and limit is not None and now - started >= limit
@@ -621,7 +669,13 @@ class CircuitBreaker:
     # The methods below run with the lock held.
 
     def _half_open_if_due(self, now: float) -> Change | None:
-        if self._state is _OPEN and now >= cast("float", self._retry_at):
+        episode = self._episode
+        if (
+            self._state is _OPEN
+            and episode is not None
+            and episode.retry_at is not None
+            and now >= episode.retry_at
+        ):
             return self._to(_HALF_OPEN, now)
         return None
 
@@ -638,32 +692,35 @@ class CircuitBreaker:
         """Start a new generation: the policy's counts and the trial slots begin afresh."""
         self._gen += 1
         self._tracker.restart(self._last_ok)
-        self._trial_running = 0
-        self._trial_ok = 0
+        episode = self._episode
+        if episode is not None:
+            episode.trial_running = 0
+            episode.trial_ok = 0
 
     def _to(self, new: CircuitState, now: float) -> Change | None:
         old = self._state
         if old is new:
             return None
         self._fast = False  # cleared first, set last: see call()
+        if new is _OPEN or new is _FORCED_OPEN or new is _HALF_OPEN:
+            if self._rejected is None:
+                self._rejected = itertools.count()  # before the state that rejects
+            episode = self._episode
+            if episode is None:
+                episode = self._episode = _Episode(now)
+            if new is _OPEN:
+                episode.trips += 1
+                episode.retry_at = now + self._recovery(episode.trips)
+            elif new is _FORCED_OPEN:
+                episode.retry_at = None
+        else:
+            self._episode = None
         self._state = new
         self._restart()
-        if new is _OPEN or new is _FORCED_OPEN or new is _HALF_OPEN:
-            if self._since is None:
-                self._since = now
-            if new is _OPEN:
-                self._trips += 1
-                self._retry_at = now + self._recovery(self._trips)
-            elif new is _FORCED_OPEN:
-                self._retry_at = None
-        else:
-            self._since = None
-            self._retry_at = None
-            self._trips = 0
         extras = self._extras_dict()
         key = "to_" + new.value
         extras[key] = extras.get(key, 0) + 1
-        self._fast = new in _RECORDING and self._fast_ok()
+        self._fast = (new is _CLOSED or new is _METRICS_ONLY) and self._settings.fast
         return old, new
 
     def _recovery(self, trips: int) -> float:
@@ -691,7 +748,7 @@ class CircuitBreaker:
         if change is None:
             return
         old, new = change
-        level = logging.WARNING if new in {_OPEN, _FORCED_OPEN} else logging.INFO
+        level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
         logger.log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
         for listener in self._listeners:
             try:
@@ -781,23 +838,25 @@ class CircuitBreaker:
             now = clock()
             state = self._state
             successes = _read_count(self._successes)
-            if state is _HALF_OPEN:
-                failure_count, success_count = 0, self._trial_ok
+            rejected = 0 if self._rejected is None else _read_count(self._rejected)
+            episode = self._episode
+            if state is _HALF_OPEN and episode is not None:
+                failure_count, success_count = 0, episode.trial_ok
                 rate: float | None = None
                 slow = 0
             else:
                 failure_count, success_count, rate, slow = self._tracker.counts(now, self._last_ok)
             extras = dict(self._extras or {})
-            since = self._since
+            since = None if episode is None else episode.since
             stats: dict[str, Any] = {
                 "name": self._name,
                 "state": state.value,
                 "failure_count": failure_count,
                 "success_count": success_count,
-                "total_calls": successes + self._failures + self._rejected + self._ignored,
+                "total_calls": successes + self._failures + rejected + self._ignored,
                 "total_successes": successes,
                 "total_failures": self._failures,
-                "total_rejected": self._rejected,
+                "total_rejected": rejected,
                 "total_ignored": self._ignored,
                 "failure_rate": rate,
                 "slow_calls": slow,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from resilience._validate import check_int, check_number
 from resilience._windows import CountWindow, TimeWindow, _Ring
@@ -27,7 +28,7 @@ class _Tracker(abc.ABC):
     counts_successes: bool = True
 
     @abc.abstractmethod
-    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:
+    def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001  # positional on the hot path
         """Record one outcome and return whether the circuit should trip."""
 
     @abc.abstractmethod
@@ -43,6 +44,9 @@ class TripPolicy(abc.ABC):
     """Decides when a closed circuit opens: ``ConsecutiveFailures`` or ``FailureRate``."""
 
     __slots__ = ()
+    # Whether the policy's tracker can do without being told of successes (so the breaker
+    # records them without its lock).
+    _lock_free_successes: ClassVar[bool] = False
 
     @property
     def timed(self) -> bool:
@@ -65,7 +69,7 @@ class _ConsecutiveTracker(_Tracker):
         # breaker starts at -1, before any success.
         self._mark = -1
 
-    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:  # noqa: ARG002  # counts failures only
+    def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001, ARG002  # positional (hot path); counts failures only
         if not failed:
             return False
         if successes != self._mark:
@@ -95,6 +99,7 @@ class ConsecutiveFailures(TripPolicy):
     """
 
     threshold: int = 5
+    _lock_free_successes: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_int("threshold", self.threshold, minimum=1)
@@ -116,9 +121,9 @@ class _RateTracker(_Tracker):
             else policy.minimum_calls
         )
 
-    def record(self, now: float, successes: int, *, failed: bool, slow: bool) -> bool:  # noqa: ARG002  # counts its own successes
+    def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001, ARG002  # positional (hot path); counts its own successes
         ring = self._ring
-        ring.add(now, failed=failed, slow=slow)
+        ring.add(now, failed, slow)
         calls = ring.calls
         if calls < self._minimum:
             return False

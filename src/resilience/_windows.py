@@ -31,7 +31,7 @@ class _Ring:
     def advance(self, now: float) -> None:
         """Drop what has left the window by ``now``."""
 
-    def add(self, now: float, *, failed: bool, slow: bool) -> None:
+    def add(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001  # positional on the hot path
         """Record one call's outcome at ``now``."""
         raise NotImplementedError
 
@@ -45,7 +45,7 @@ class _CountRing(_Ring):
         self._cells = bytearray(size)
         self._next = 0
 
-    def add(self, now: float, *, failed: bool, slow: bool) -> None:  # noqa: ARG002  # time-free window
+    def add(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001, ARG002  # positional (hot path); time-free window
         cells = self._cells
         i = self._next
         if self.calls == len(cells):
@@ -92,7 +92,7 @@ class _TimeRing(_Ring):
             self._drop(buckets[k % size])
         self._head = index
 
-    def add(self, now: float, *, failed: bool, slow: bool) -> None:
+    def add(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001  # positional on the hot path
         self.advance(now)
         head = self._head
         assert head is not None  # noqa: S101  # set by advance()

@@ -30,6 +30,9 @@ class CircuitBreakerError(ResilienceError):
 class CircuitOpenError(CircuitBreakerError):
     """A call was rejected because its circuit does not admit calls now.
 
+    Made as ``CircuitOpenError(name, state, retry_after)``; the fields are read from
+    ``args``, which keeps raising it cheap on the rejection path and makes it pickle.
+
     Attributes:
         name: the breaker's name, or ``None`` for an unnamed breaker.
         state: the breaker's state when it rejected the call.
@@ -37,16 +40,28 @@ class CircuitOpenError(CircuitBreakerError):
             time is known (a forced-open breaker). Retries honour it.
     """
 
-    def __init__(self, name: str | None, state: CircuitState, retry_after: float | None) -> None:
-        super().__init__(name, state, retry_after)
-        self.name = name
-        self.state = state
-        self.retry_after = retry_after
+    args: tuple[str | None, CircuitState, float | None]
+
+    @property
+    def name(self) -> str | None:
+        """The breaker's name, or ``None``."""
+        return self.args[0]
+
+    @property
+    def state(self) -> CircuitState:
+        """The breaker's state when it rejected the call."""
+        return self.args[1]
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds until a trial call may be admitted, or ``None`` if unknown."""
+        return self.args[2]
 
     def __str__(self) -> str:
-        who = f"circuit {self.name!r}" if self.name is not None else "circuit"
-        when = "" if self.retry_after is None else f"; retry after {self.retry_after:.3f}s"
-        return f"{who} is {self.state.value}{when}"
+        name, state, retry_after = self.args
+        who = f"circuit {name!r}" if name is not None else "circuit"
+        when = "" if retry_after is None else f"; retry after {retry_after:.3f}s"
+        return f"{who} is {state.value}{when}"
 
 
 class RetryError(ResilienceError):

@@ -1,0 +1,366 @@
+"""Benchmark the circuit breaker against a bare call and against its peers, in one run.
+
+Run: ``pip install -e '.[bench]' && python benchmarks/bench_breaker.py`` (``--quick`` for a
+short run). Every figure is measured in this process, in this run: ns per call and the
+ratio to a bare call of the same function. Peers missing from the environment are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import subprocess
+import sys
+import threading
+import time
+import timeit
+import tracemalloc
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import resilience
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+REPEAT = 5
+
+
+def _best_ns(stmt: Callable[[], object], number: int) -> float:
+    """Best-of-REPEAT nanoseconds per call of ``stmt``."""
+    gc.collect()
+    timer = timeit.Timer(stmt)
+    return min(timer.repeat(repeat=REPEAT, number=number)) / number * 1e9
+
+
+def _loop_ns(body: Callable[[int], None], number: int) -> float:
+    """Best-of-REPEAT ns per iteration of ``body(number)``, which loops itself."""
+    best = float("inf")
+    for _ in range(REPEAT):
+        gc.collect()
+        start = time.perf_counter_ns()
+        body(number)
+        best = min(best, (time.perf_counter_ns() - start) / number)
+    return best
+
+
+def ok() -> int:
+    return 1
+
+
+def boom() -> int:
+    raise ConnectionError
+
+
+async def aok() -> int:
+    return 1
+
+
+# --------------------------------------------------------------------------- adapters
+# Each adapter makes a closed breaker with a huge threshold (so failures never trip it),
+# an open breaker, and says how to call it.
+
+
+class Peer:
+    name: str
+    has_async = True
+
+    def closed(self) -> Any:
+        raise NotImplementedError
+
+    def opened(self) -> Any:
+        raise NotImplementedError
+
+    def call(self, breaker: Any) -> Callable[[], object]:
+        return lambda: breaker.call(ok)
+
+    def decorated(self, breaker: Any) -> Callable[[], object]:
+        return breaker(ok)
+
+    def failing(self, breaker: Any) -> Callable[[], object]:
+        return lambda: breaker.call(boom)
+
+    def async_call(self, breaker: Any) -> Callable[[], Any]:
+        return lambda: breaker.call_async(aok)
+
+    def make(self, name: str) -> Any:
+        raise NotImplementedError
+
+
+class Ours(Peer):
+    name = "resilience"
+
+    def closed(self) -> Any:
+        return resilience.CircuitBreaker(failure_threshold=10**9, recovery_timeout=3600)
+
+    def opened(self) -> Any:
+        breaker = self.closed()
+        breaker.open()
+        return breaker
+
+
+class PyBreaker(Peer):
+    name = "pybreaker"
+    has_async = False  # its call_async needs tornado
+
+    def __init__(self) -> None:
+        self.mod = importlib.import_module("pybreaker")
+
+    def closed(self) -> Any:
+        return self.mod.CircuitBreaker(fail_max=10**9, reset_timeout=3600)
+
+    def opened(self) -> Any:
+        breaker = self.closed()
+        breaker.open()
+        return breaker
+
+    def make(self, name: str) -> Any:
+        return self.mod.CircuitBreaker(name=name)
+
+
+class CircuitBreakerLib(Peer):
+    name = "circuitbreaker"
+
+    def __init__(self) -> None:
+        self.mod = importlib.import_module("circuitbreaker")
+
+    def closed(self) -> Any:
+        return self.mod.CircuitBreaker(failure_threshold=10**9, recovery_timeout=3600)
+
+    def opened(self) -> Any:
+        breaker = self.mod.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
+        with contextlib.suppress(ConnectionError):
+            breaker.call(boom)
+        return breaker
+
+    def make(self, name: str) -> Any:
+        return self.mod.CircuitBreaker(name=name)
+
+
+class AioBreaker(Peer):
+    name = "aiobreaker"
+
+    def __init__(self) -> None:
+        self.mod = importlib.import_module("aiobreaker")
+
+    def closed(self) -> Any:
+        return self.mod.CircuitBreaker(fail_max=10**9, timeout_duration=timedelta(hours=1))
+
+    def opened(self) -> Any:
+        breaker = self.closed()
+        breaker.open()
+        return breaker
+
+    def make(self, name: str) -> Any:
+        return self.mod.CircuitBreaker(name=name)
+
+
+def _peers() -> list[Peer]:
+    peers: list[Peer] = [Ours()]
+    for cls in (PyBreaker, CircuitBreakerLib, AioBreaker):
+        try:
+            peers.append(cls())
+        except ImportError:
+            print(f"(skipping {cls.name}: not installed; pip install -e '.[bench]')")
+    return peers
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def _rejection(peer: Peer, number: int) -> float:
+    breaker = peer.opened()
+
+    def body(n: int) -> None:
+        call = breaker.call
+        for _ in range(n):
+            try:
+                call(ok)
+            except Exception:  # every peer raises its own error type
+                pass
+
+    return _loop_ns(body, number)
+
+
+def _failure(peer: Peer, number: int) -> float:
+    breaker = peer.closed()
+    call = peer.failing(breaker)
+
+    def body(n: int) -> None:
+        for _ in range(n):
+            try:
+                call()
+            except ConnectionError:
+                pass
+
+    return _loop_ns(body, number)
+
+
+def _bare_failure(number: int) -> float:
+    def body(n: int) -> None:
+        for _ in range(n):
+            try:
+                boom()
+            except ConnectionError:
+                pass
+
+    return _loop_ns(body, number)
+
+
+def _async_ns(make_coro: Callable[[], Any], number: int) -> float:
+    async def body() -> float:
+        best = float("inf")
+        for _ in range(REPEAT):
+            start = time.perf_counter_ns()
+            for _ in range(number):
+                await make_coro()
+            best = min(best, (time.perf_counter_ns() - start) / number)
+        return best
+
+    return asyncio.run(body())
+
+
+def _threads_ratio(peer: Peer, calls: int) -> float:
+    """Throughput with 8 threads on one breaker divided by throughput with one."""
+    breaker = peer.closed()
+    call = peer.call(breaker)
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            call()
+
+    def run(threads: int) -> float:
+        per = calls // threads
+        workers = [threading.Thread(target=work, args=(per,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return per * threads / (time.perf_counter() - start)
+
+    one = max(run(1) for _ in range(3))
+    eight = max(run(8) for _ in range(3))
+    return eight / one
+
+
+def _bytes_per_breaker(make: Callable[[], Any], count: int = 10_000) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [make() for _ in range(count)]
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return (after - before) / count
+
+
+def _create_named_ms(make: Callable[[str], Any], count: int = 10_000) -> float:
+    names = [f"breaker-{i}" for i in range(count)]
+    best = float("inf")
+    for _ in range(REPEAT):
+        gc.collect()
+        start = time.perf_counter()
+        make_all = [make(name) for name in names]
+        best = min(best, time.perf_counter() - start)
+        del make_all
+    return best * 1e3
+
+
+def _ours_named(count: int = 10_000) -> float:
+    names = [f"breaker-{i}" for i in range(count)]
+    best = float("inf")
+    for _ in range(REPEAT):
+        registry = resilience.BreakerRegistry()
+        get = registry.get
+        gc.collect()
+        start = time.perf_counter()
+        for name in names:
+            get(name)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def _import_ms() -> float:
+    """Best of five fresh interpreters: ``import resilience`` cumulative time."""
+    best = float("inf")
+    for _ in range(5):
+        err = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import resilience"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        for line in err.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) == 3 and parts[2] == "resilience":
+                best = min(best, int(parts[1]) / 1e3)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    args = parser.parse_args()
+    n = 50_000 if args.quick else 300_000
+    peers = _peers()
+
+    bare = _best_ns(ok, n)
+    lock = threading.Lock()
+
+    def locked() -> None:
+        with lock:
+            pass
+
+    lock_ns = _best_ns(locked, n)
+    bare_fail = _bare_failure(n // 5)
+    bare_await = _async_ns(aok, n // 2)
+
+    rows: list[tuple[str, str, float, float]] = [
+        ("bare call", "-", bare, 1.0),
+        ("bare `with threading.Lock()`", "-", lock_ns, lock_ns / bare),
+        ("bare raise + except", "-", bare_fail, bare_fail / bare),
+        ("bare `await`", "-", bare_await, 1.0),
+    ]
+    for peer in peers:
+        closed = peer.closed()
+        ns = _best_ns(peer.call(closed), n)
+        rows.append(("closed success, `call`", peer.name, ns, ns / bare))
+        ns = _best_ns(peer.decorated(peer.closed()), n)
+        rows.append(("closed success, decorator", peer.name, ns, ns / bare))
+        ns = _rejection(peer, n // 5)
+        rows.append(("open rejection (with the raise)", peer.name, ns, ns / bare))
+        ns = _failure(peer, n // 5)
+        rows.append(("failure recording (with the raise)", peer.name, ns, ns / bare))
+        if peer.has_async:
+            ns = _async_ns(peer.async_call(peer.closed()), n // 2)
+            rows.append(("async closed success (vs bare await)", peer.name, ns, ns / bare_await))
+
+    print("\n## Per call\n")
+    print("| scenario | library | ns/call | × bare |")
+    print("|---|---|---:|---:|")
+    for scenario, lib, ns, ratio in rows:
+        print(f"| {scenario} | {lib} | {ns:,.0f} | {ratio:.1f}× |")
+
+    print("\n## Threads, memory, creation, import\n")
+    print("| measure | library | value |")
+    print("|---|---|---:|")
+    calls = 200_000 if args.quick else 800_000
+    for peer in peers:
+        print(f"| 8-thread / 1-thread throughput, one breaker | {peer.name} | "
+              f"{_threads_ratio(peer, calls):.2f}× |")  # fmt: skip
+    print(f"| bytes per breaker | resilience | {_bytes_per_breaker(Ours().closed):,.0f} |")
+    for peer in peers[1:]:
+        print(f"| bytes per breaker | {peer.name} | {_bytes_per_breaker(peer.closed):,.0f} |")
+    print(f"| create 10,000 named breakers (registry) | resilience | {_ours_named():.1f} ms |")
+    for peer in peers[1:]:
+        print(f"| create 10,000 named breakers | {peer.name} | "
+              f"{_create_named_ms(peer.make):.1f} ms |")  # fmt: skip
+    print(f"| `import resilience` | resilience | {_import_ms():.1f} ms |")
+
+
+if __name__ == "__main__":
+    main()
