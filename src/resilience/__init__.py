@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from resilience._breaker import CircuitBreaker
-from resilience._deadline import deadline, remaining
+from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -18,6 +18,16 @@ from resilience._registry import (
     reset_all_circuit_breakers,
 )
 from resilience._state import CircuitState
+from resilience._timeouts import (
+    DEFAULT_TIMEOUT,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    TIMEOUTS,
+    call_with_timeout,
+    get_timeout,
+    timeout,
+    validate_timeout,
+)
 from resilience._windows import CountWindow, TimeWindow
 from resilience.exceptions import (
     CircuitBreakerError,
@@ -27,6 +37,10 @@ from resilience.exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
+    "TIMEOUTS",
     "BreakerRegistry",
     "CircuitBreaker",
     "CircuitBreakerError",
@@ -39,12 +53,17 @@ __all__ = [
     "RetryError",
     "TimeWindow",
     "TripPolicy",
+    "call_with_timeout",
+    "check_deadline",
     "circuit_breaker",
     "deadline",
     "default_registry",
     "get_circuit_breaker",
+    "get_timeout",
     "remaining",
     "reset_all_circuit_breakers",
+    "timeout",
+    "validate_timeout",
 ]
 
 
