@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import types
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
 from resilience._deadline import _DEADLINE, remaining
 from resilience._validate import check_callable, check_name, check_number
@@ -273,9 +273,7 @@ class _Alarms:
         if self.foreign_due is not None and self.foreign_due <= now:
             handler = self.saved_handler
             interval = self.foreign_interval
-            self.foreign_due = self.foreign_due + interval if interval > 0 else None
-            while self.foreign_due is not None and self.foreign_due <= now:
-                self.foreign_due += interval
+            self.foreign_due = now + interval if interval > 0 else None
             self.arm(now)
             _call_previous_handler(handler, signum, frame)
         for index, entry in enumerate(self.stack):
@@ -429,13 +427,13 @@ class _Timeout:
         tb: types.TracebackType | None,
     ) -> None:
         now = time.monotonic()
-        cm, self._async_cm = self._async_cm, None
+        cm = cast("asyncio.Timeout", self._async_cm)  # set by __aenter__
+        self._async_cm = None
         try:
-            if cm is not None:
-                await cm.__aexit__(exc_type, exc, tb)
-        except TimeoutError as error:
-            if error is exc:  # the block's own TimeoutError, passed through
-                raise
+            # Raises TimeoutError only when it turned its own cancellation into one; the
+            # block's own exceptions pass through untouched.
+            await cm.__aexit__(exc_type, exc, tb)
+        except TimeoutError:
             raise TimeoutError(f"the awaited work was cancelled at {self._what()}") from exc
         finally:
             self._end()
