@@ -36,11 +36,7 @@ from resilience.exceptions import (
     RetryError,
 )
 
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "MAX_TIMEOUT",
-    "MIN_TIMEOUT",
-    "TIMEOUTS",
+__all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "BreakerRegistry",
     "CircuitBreaker",
     "CircuitBreakerError",
@@ -48,9 +44,13 @@ __all__ = [
     "CircuitState",
     "ConsecutiveFailures",
     "CountWindow",
+    "DEFAULT_TIMEOUT",
     "FailureRate",
+    "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
     "ResilienceError",
     "RetryError",
+    "TIMEOUTS",
     "TimeWindow",
     "TripPolicy",
     "call_with_timeout",
