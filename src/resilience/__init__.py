@@ -6,7 +6,7 @@ The public API is re-exported here; the modules behind it are private.
 from __future__ import annotations
 
 from resilience._breaker import CircuitBreaker
-from resilience._deadline import deadline, remaining
+from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -16,6 +16,16 @@ from resilience._registry import (
     reset_all_circuit_breakers,
 )
 from resilience._state import CircuitState
+from resilience._timeouts import (
+    DEFAULT_TIMEOUT,
+    MAX_TIMEOUT,
+    MIN_TIMEOUT,
+    TIMEOUTS,
+    call_with_timeout,
+    get_timeout,
+    timeout,
+    validate_timeout,
+)
 from resilience._windows import CountWindow, TimeWindow
 from resilience.exceptions import (
     CircuitBreakerError,
@@ -24,7 +34,7 @@ from resilience.exceptions import (
     RetryError,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "BreakerRegistry",
     "CircuitBreaker",
     "CircuitBreakerError",
@@ -32,17 +42,26 @@ __all__ = [
     "CircuitState",
     "ConsecutiveFailures",
     "CountWindow",
+    "DEFAULT_TIMEOUT",
     "FailureRate",
+    "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
     "ResilienceError",
     "RetryError",
+    "TIMEOUTS",
     "TimeWindow",
     "TripPolicy",
+    "call_with_timeout",
+    "check_deadline",
     "circuit_breaker",
     "deadline",
     "default_registry",
     "get_circuit_breaker",
+    "get_timeout",
     "remaining",
     "reset_all_circuit_breakers",
+    "timeout",
+    "validate_timeout",
 ]
 
 

@@ -64,20 +64,24 @@ class BreakerRegistry:
             ValueError: ``name`` is invalid, or an option in ``config`` differs from the
                 existing breaker's value.
         """
-        breaker = self._breakers.get(name) if type(name) is str else None
+        breakers = self._breakers
+        breaker = breakers.get(name) if type(name) is str else None
         if breaker is None:
             check_name(name)
-            with self._lock:
-                breaker = self._breakers.get(name)
+            lock = self._lock
+            lock.acquire()
+            try:
+                breaker = breakers.get(name)
                 if breaker is None:
                     settings = (
                         _Settings.build(**{**self._defaults, **config})
                         if config
                         else self._template
                     )
-                    breaker = CircuitBreaker._from_settings(name, settings)  # noqa: SLF001  # validated above
-                    self._breakers[name] = breaker
+                    breaker = breakers[name] = CircuitBreaker._from_settings(name, settings)  # noqa: SLF001  # validated above
                     return breaker
+            finally:
+                lock.release()
         if config:
             _check_same(breaker, config)
         return breaker
