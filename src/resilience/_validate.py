@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+_INF = math.inf
+
 
 def check_int(name: str, value: object, *, minimum: int) -> int:
     """Return ``value`` if it is an ``int`` (not a ``bool``) no smaller than ``minimum``."""
@@ -38,12 +40,16 @@ def check_number(
         maximum: the largest value allowed (inclusive).
         finite: whether infinities are refused (NaN always is).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    # Exact float and int first: this check runs on every timeout() and deadline() entry.
+    if (kind is not float and kind is not int) and (
+        isinstance(value, bool) or not isinstance(value, (int, float))
+    ):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    number = float(value)
-    if math.isnan(number):
+    number = float(value)  # type: ignore[arg-type]  # checked just above
+    if number != number:  # noqa: PLR0124  # NaN is the only float unequal to itself
         raise ValueError(f"{name} must not be NaN, got {value!r}")
-    if finite and math.isinf(number):
+    if finite and number in (_INF, -_INF):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and number <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
