@@ -427,6 +427,22 @@ def test_server_exposition_matches_prometheus_client(configs):
     assert parsed(fast) == parsed(generate_latest(registry).decode())
 
 
+@pytest.mark.parametrize(
+    "name", ['a"b\\c', "100%d %s %%", "naïve ☂"], ids=["quotes", "percent", "unicode"]
+)
+def test_server_exposition_escapes_names(name):
+    """Names with quotes, backslashes, percent signs and non-ASCII survive the fast rendering."""
+    breakers = BreakerRegistry()
+    breakers.get(name).open()
+    registry = CollectorRegistry()
+    register_metrics(registry, breakers)
+    fast = b"".join(_exposition(registry)).decode()
+    assert parsed(fast) == parsed(generate_latest(registry).decode())
+    families = text_string_to_metric_families(fast)
+    breaker_families = [f for f in families if f.name.startswith("resilience_circuit_breaker")]
+    assert {s.labels["name"] for f in breaker_families for s in f.samples} == {name}
+
+
 # ---------------------------------------------------------------- health
 
 
