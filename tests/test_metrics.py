@@ -586,3 +586,25 @@ def test_start_metrics_server_rejects_bad_arguments(kwargs, error, match):
     """Bad arguments raise before anything is bound, naming the parameter and value."""
     with pytest.raises(error, match=match):
         start_metrics_server(**{"port": 0, "registry": CollectorRegistry(), **kwargs})
+
+
+@pytest.mark.parametrize("state", STATES, ids=STATES)
+def test_metrics_row_agrees_with_get_stats(breakers, clock, state):
+    """The collector's cheap read reports what get_stats() reports."""
+    breaker = make_state(breakers, clock, state)
+    clock.advance(1.5)
+    current, totals, rate, open_for, entered = breaker._metrics_row()
+    stats = breaker.get_stats()
+    assert current == stats["state"]
+    assert totals == tuple(
+        stats[f"total_{k}"] for k in ("successes", "failures", "rejected", "ignored")
+    )
+    assert (rate, open_for) == (stats["failure_rate"], stats["open_for"])
+    assert entered == tuple(stats["transitions"][s] for s in STATES)
+
+
+def test_server_close_twice_is_harmless(registry, breakers):
+    """Closing a closed server does nothing."""
+    server = start_metrics_server(port=0, registry=registry, breakers=breakers)
+    server.close()
+    server.close()
