@@ -70,6 +70,9 @@ _FORCED_OPEN: Final = CircuitState.FORCED_OPEN
 _DISABLED: Final = CircuitState.DISABLED
 _METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
+_TRANSITION_KEYS: Final = tuple("to_" + state.value for state in CircuitState)
+_NO_TRANSITIONS: Final = (0,) * len(_TRANSITION_KEYS)
+
 _UNRECORDED: Final = -1  # the ticket of a call admitted while DISABLED
 _HALF_OPEN_FULL_RETRY_AFTER: Final = 0.5  # trial calls are short; look again soon
 _FALLBACK_RECOVERY: Final = 30.0
@@ -866,6 +869,31 @@ class CircuitBreaker:
         stats["shadow_trips"] = extras.get("shadow_trips", 0)
         stats["transitions"] = {s.value: extras.get("to_" + s.value, 0) for s in CircuitState}
         return stats
+
+    def _metrics_row(
+        self,
+    ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
+        """Return what metrics and health read, as ``get_stats()`` would report it, cheaply.
+
+        ``(state, (successes, failures, rejected, ignored), failure_rate, open_for,
+        transitions)``, transitions being entries into each ``CircuitState`` in
+        definition order. A scrape of many breakers calls this once per breaker.
+        """
+        if self._state is _OPEN:
+            self.state  # noqa: B018  # observes a due OPEN -> HALF_OPEN change first
+        with self._lock:
+            state = self._state
+            now = self._settings.clock()
+            rate = None if state is _HALF_OPEN else self._tracker.counts(now, self._last_ok)[2]
+            totals = (_read_count(self._successes), self._failures, self._rejected, self._ignored)
+            since = self._since
+            extras = self._extras
+            entered = (
+                _NO_TRANSITIONS
+                if extras is None
+                else tuple(extras.get(key, 0) for key in _TRANSITION_KEYS)
+            )
+        return state.value, totals, rate, None if since is None else now - since, entered
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker name={self._name!r} state={self._state.value}>"
