@@ -31,7 +31,7 @@ def example_url() -> Iterator[str]:
     """Run examples/metrics_app.py on a free port; stop it after the test."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.Popen(  # noqa: S603  # this interpreter, our example
+    process = subprocess.Popen(  # this interpreter, our example
         [sys.executable, str(ROOT / "examples" / "metrics_app.py"), "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,

@@ -885,8 +885,9 @@ class CircuitBreaker:
             state = self._state
             now = self._settings.clock()
             rate = None if state is _HALF_OPEN else self._tracker.counts(now, self._last_ok)[2]
-            totals = (_read_count(self._successes), self._failures, self._rejected, self._ignored)
-            since = self._since
+            rejected = 0 if self._rejected is None else _read_count(self._rejected)
+            totals = (_read_count(self._successes), self._failures, rejected, self._ignored)
+            since = None if self._episode is None else self._episode.since
             extras = self._extras
             entered = (
                 _NO_TRANSITIONS

@@ -105,7 +105,7 @@ def start_prometheus(tmp_path: Path) -> Iterator[Callable[[str], Prometheus]]:
         port = free_port()
         log = directory / "prometheus.log"
         with log.open("wb") as output:
-            process = subprocess.Popen(  # noqa: S603  # a fixed binary and arguments
+            process = subprocess.Popen(  # a fixed binary and arguments
                 [
                     binary,
                     f"--config.file={directory / 'prometheus.yml'}",

@@ -18,7 +18,7 @@ KIT = Path(__file__).resolve().parents[2] / "examples" / "monitoring"
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
     """Run a command; return its result with output as text."""
-    result = subprocess.run(args, input=stdin, capture_output=True, check=False)  # noqa: S603
+    result = subprocess.run(args, input=stdin, capture_output=True, check=False)
     return subprocess.CompletedProcess(
         args, result.returncode, result.stdout.decode(), result.stderr.decode()
     )
