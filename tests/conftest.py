@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +29,20 @@ def _fresh_default_registry() -> Iterator[None]:
         name = breaker.name
         if name is not None:
             resilience.default_registry.remove(name)
+
+
+# Tests of an optional extra are left out when it is not installed, so the core's suite also
+# runs without extras (CI does both). Where real servers are required, nothing is left out:
+# a missing extra must fail there, not vanish.
+_EXTRA_TESTS = {
+    "prometheus_client": ["test_metrics*.py", "test_monitoring_kit.py", "integration/*prometheus*"],
+    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*"],
+}
+collect_ignore_glob: list[str] = []
+if os.environ.get("RESILIENCE_REQUIRE_SERVERS") != "1":
+    for _module, _globs in _EXTRA_TESTS.items():
+        if importlib.util.find_spec(_module) is None:
+            collect_ignore_glob.extend(_globs)
 
 
 Runner = Callable[..., Any]
