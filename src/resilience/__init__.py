@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from resilience._breaker import CircuitBreaker
+from resilience._budget import RetryBudget
 from resilience._deadline import deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
@@ -16,6 +17,14 @@ from resilience._registry import (
     default_registry,
     get_circuit_breaker,
     reset_all_circuit_breakers,
+)
+from resilience._retry import (
+    RetryContext,
+    RetryState,
+    retry_api_call,
+    retry_network_operation,
+    retry_on_failure,
+    retry_with_backoff,
 )
 from resilience._state import CircuitState
 from resilience._windows import CountWindow, TimeWindow
@@ -36,7 +45,10 @@ __all__ = [
     "CountWindow",
     "FailureRate",
     "ResilienceError",
+    "RetryBudget",
+    "RetryContext",
     "RetryError",
+    "RetryState",
     "TimeWindow",
     "TripPolicy",
     "circuit_breaker",
@@ -45,6 +57,10 @@ __all__ = [
     "get_circuit_breaker",
     "remaining",
     "reset_all_circuit_breakers",
+    "retry_api_call",
+    "retry_network_operation",
+    "retry_on_failure",
+    "retry_with_backoff",
 ]
 
 
