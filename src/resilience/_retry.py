@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
 from resilience import _deadline
@@ -62,6 +62,11 @@ logger = logging.getLogger("resilience")
 ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 SleepFunc = Callable[[float], Awaitable[None] | None]
 """``time.sleep``-like, or for async code a coroutine function like ``asyncio.sleep``."""
+
+SyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+"""``call(func, args, kwargs)``: run one call under a policy."""
+AsyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+"""``await call_async(func, args, kwargs)``: the same for coroutine functions."""
 
 _DEFAULT_BASE_DELAY: Final = 1.0
 _DEFAULT_MAX_DELAY: Final = 60.0
@@ -127,11 +132,6 @@ def _number(value: object) -> float | None:
     return seconds
 
 
-def _retry_after_attribute(exc: BaseException) -> float | None:
-    """The hint of an exception with a numeric ``retry_after`` (as ``CircuitOpenError``)."""
-    return _number(getattr(exc, "retry_after", None))
-
-
 def _parse_retry_after(value: object) -> float | None:
     """Parse a ``Retry-After`` header: delay-seconds or an HTTP date."""
     if isinstance(value, bytes):
@@ -154,11 +154,8 @@ def _parse_retry_after(value: object) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-def _retry_after_http(exc: BaseException) -> float | None:
-    """A ``retry_after`` attribute, else the ``Retry-After`` header of ``exc.response``."""
-    hint = _retry_after_attribute(exc)
-    if hint is not None:
-        return hint
+def _retry_after_header(exc: BaseException) -> float | None:
+    """The ``Retry-After`` header of ``exc.response``, in seconds or as an HTTP date."""
     headers = getattr(getattr(exc, "response", None), "headers", None)
     get = getattr(headers, "get", None)
     if get is None:
@@ -226,13 +223,16 @@ class _Policy:
     max_elapsed: float | None
     on_retry: Callable[[RetryState], object] | None
     max_retry_after: float
-    hint: Callable[[BaseException], float | None]
+    hint: Callable[[BaseException], float | None] | None  # beyond a `retry_after` attribute
     budget: RetryBudget | None
     name: str | None
     counter: RetryCounter | None
     sleep: SleepFunc
     asleep: SleepFunc
     clock: Clock
+    # Made from the fields above by __post_init__.
+    call: SyncRun = field(init=False, repr=False, compare=False)
+    call_async: AsyncRun = field(init=False, repr=False, compare=False)
 
     @classmethod
     def build(  # the options of retry_with_backoff, as SPEC lists them
@@ -255,7 +255,7 @@ class _Policy:
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
         retry_if: Callable[[BaseException], bool] | None = None,
-        hint: Callable[[BaseException], float | None] = _retry_after_attribute,
+        hint: Callable[[BaseException], float | None] | None = None,
     ) -> _Policy:
         """Validate every option, naming the parameter and the value on failure."""
         check_int("max_retries", max_retries, minimum=0)
@@ -312,74 +312,67 @@ class _Policy:
 
     # ------------------------------------------------------------------ decisions
 
-    def _retryable(self, exc: Exception) -> bool:
-        if isinstance(exc, self.give_up_on):
-            return False
-        if isinstance(exc, self.retry_on):
-            return True
-        return self.retry_if is not None and self.retry_if(exc)
-
-    def _decide(
+    def _decide(  # noqa: C901, PLR0911, PLR0912  # flat on purpose: see the docstring
         self, attempt: int, exc: Exception | None, result: Any, start: float
     ) -> float | str:
-        """Return the delay before the next attempt, or the reason to stop."""
+        """Return the delay before the next attempt, or the reason to stop.
+
+        This runs once per failed attempt, so it is written flat: no helper calls for
+        what a policy does not use.
+        """
         if attempt > self.max_retries:
             return f"max_retries={self.max_retries} reached"
-        delay = self._wait(attempt, exc)
-        if isinstance(delay, str):
-            return delay
-        elapsed = self.clock() - start
-        if self.max_elapsed is not None and elapsed + delay > self.max_elapsed:
-            return f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
+        try:
+            delay = self.delay(attempt)
+        except Exception:
+            logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
+            return "the backoff strategy raised"
+        if type(delay) is not float:
+            delay = float(delay)
+        if not delay >= 0.0:  # a custom strategy's negative or NaN delay
+            delay = 0.0
+        if exc is not None:
+            # Any exception may carry a numeric `retry_after`; a preset may read more.
+            raw = getattr(exc, "retry_after", None)
+            hint = None if raw is None else _number(raw)
+            if hint is None and self.hint is not None:
+                hint = self._hint(exc, self.hint)
+            if hint is not None:
+                if hint > self.max_retry_after or math.isinf(hint):
+                    return (
+                        f"its retry-after hint of {hint:.3f}s exceeds "
+                        f"max_retry_after={self.max_retry_after:g}s"
+                    )
+                delay = max(delay, hint)
+        elapsed = 0.0
+        if self.max_elapsed is not None or self.on_retry is not None:
+            elapsed = self.clock() - start
+            if self.max_elapsed is not None and elapsed + delay > self.max_elapsed:
+                return f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
         left = _deadline.remaining()
         if left is not None and delay >= left:
             return f"waiting {delay:.3f}s more would pass the deadline ({left:.3f}s left)"
         if self.budget is not None and not self.budget._withdraw():  # noqa: SLF001  # one unit
             return "the retry budget is spent"
-        if self.on_retry is not None or logger.isEnabledFor(logging.DEBUG):
+        if self.on_retry is not None:
             self._announce(RetryState(attempt, exc, result, delay, elapsed, self.name))
         return delay
 
-    def _wait(self, attempt: int, exc: Exception | None) -> float | str:
-        """Return the delay before retry ``attempt``, or why a hint forbids retrying."""
+    def _hint(
+        self, exc: Exception, source: Callable[[BaseException], float | None]
+    ) -> float | None:
         try:
-            delay = float(self.delay(attempt))
-        except Exception:
-            logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
-            return "the backoff strategy raised"
-        if not delay >= 0.0:  # a custom strategy's negative or NaN delay
-            delay = 0.0
-        if exc is None:
-            return delay
-        try:
-            hint = self.hint(exc)
+            return source(exc)
         except Exception:
             logger.exception("reading the retry-after hint of %r raised; ignoring it", exc)
-            return delay
-        if hint is None:
-            return delay
-        if hint > self.max_retry_after or math.isinf(hint):
-            return (
-                f"its retry-after hint of {hint:.3f}s exceeds "
-                f"max_retry_after={self.max_retry_after:g}s"
-            )
-        return max(delay, hint)
+            return None
 
     def _announce(self, state: RetryState) -> None:
-        """Tell ``on_retry`` (and the debug log) that a retry is coming."""
-        if self.on_retry is not None:
-            try:
-                self.on_retry(state)
-            except Exception:
-                logger.exception("on_retry %r of retry %r raised", self.on_retry, self.name)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "retry %r: attempt %d failed (%r); retrying in %.3fs",
-                self.name,
-                state.attempt,
-                state.exception if state.exception is not None else state.result,
-                state.delay,
-            )
+        """Tell ``on_retry`` that a retry is coming; what it raises is logged."""
+        try:
+            cast("Callable[[RetryState], object]", self.on_retry)(state)
+        except Exception:
+            logger.exception("on_retry %r of retry %r raised", self.on_retry, self.name)
 
     def _note(self, error: BaseException, attempt: int, start: float, reason: str) -> None:
         who = "" if self.name is None else f"retry {self.name!r} "
@@ -393,7 +386,9 @@ class _Policy:
 
     def after_exception(self, exc: Exception, attempt: int, start: float) -> float | None:
         """Return the delay before retrying ``exc``, or None (noted and counted) to stop."""
-        if not self._retryable(exc):
+        if isinstance(exc, self.give_up_on) or not (
+            isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
+        ):
             if attempt > 1:
                 self._note(exc, attempt, start, f"{type(exc).__name__} is not retried")
             self._record(attempt, succeeded=False)
@@ -427,76 +422,145 @@ class _Policy:
         return decision
 
     # ------------------------------------------------------------------ running
+    # `call` and `call_async` are closures made once per policy (see __post_init__): the
+    # first attempt reads only local variables, which keeps a call that succeeds at once
+    # within a few times the cost of calling the function bare. Failures continue in
+    # `_rest` / `_arest`, outside the `except` block, so a later attempt's exception never
+    # gets an earlier one as its __context__.
 
-    def _sleep(self, delay: float, attempt: int) -> None:
-        try:
-            self.sleep(delay)
-        except BaseException:
-            self._record(attempt, succeeded=False)
-            raise
+    def __post_init__(self) -> None:
+        sync_run, async_run = self._runners()
+        object.__setattr__(self, "call", sync_run)
+        object.__setattr__(self, "call_async", async_run)
 
-    async def _asleep(self, delay: float, attempt: int) -> None:
-        try:
-            pending = self.asleep(delay)
-            if inspect.isawaitable(pending):
-                await pending
-        except BaseException:  # a task cancelled while it waits ends here, at once
-            self._record(attempt, succeeded=False)
-            raise
+    def _runners(self) -> tuple[SyncRun, AsyncRun]:  # noqa: C901  # two copies of one loop
+        budget = self.budget
+        clock = self.clock
+        check = self.retry_on_result
+        counter = self.counter
+        after_exception = self.after_exception
+        after_result = self.after_result
+        result_fails = self.result_fails
+        rest = self._rest
+        arest = self._arest
 
-    def call(self, func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        """Call ``func`` until it succeeds or the policy gives up."""
-        if self.budget is not None:
-            self.budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
-        start = self.clock()
-        attempt = 1
-        while True:
+        def call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if budget is not None:
+                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+            start = clock()
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                delay = self.after_exception(exc, attempt, start)
+                delay = after_exception(exc, 1, start)
                 if delay is None:
                     raise
             except BaseException:
-                self._record(attempt, succeeded=False)
+                if counter is not None:
+                    counter.record(attempts=1, succeeded=False)
                 raise
             else:
-                if self.retry_on_result is None or not self.result_fails(result):
-                    if self.counter is not None:
-                        self.counter.record(attempts=attempt, succeeded=True)
+                if check is None or not result_fails(result):
+                    if counter is not None:
+                        counter.record(attempts=1, succeeded=True)
                     return result
-                delay = self.after_result(result, attempt, start)
-            if delay > 0.0 and not INSTANT.depth:
-                self._sleep(delay, attempt)
-            attempt += 1
+                delay = after_result(result, 1, start)
+            return rest(func, args, kwargs, start, delay)
 
-    async def call_async(
-        self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
-    ) -> R:
-        """Await ``func`` until it succeeds or the policy gives up; sleeps never block."""
-        if self.budget is not None:
-            self.budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
-        start = self.clock()
-        attempt = 1
-        while True:
+        async def call_async(
+            func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if budget is not None:
+                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+            start = clock()
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:
-                delay = self.after_exception(exc, attempt, start)
+                delay = after_exception(exc, 1, start)
                 if delay is None:
                     raise
+            except BaseException:
+                if counter is not None:
+                    counter.record(attempts=1, succeeded=False)
+                raise
+            else:
+                if check is None or not result_fails(result):
+                    if counter is not None:
+                        counter.record(attempts=1, succeeded=True)
+                    return result
+                delay = after_result(result, 1, start)
+            return await arest(func, args, kwargs, start, delay)
+
+        return call, call_async
+
+    def _rest(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        delay: float,
+    ) -> Any:
+        """Wait ``delay``, then make attempts 2, 3, ... until one succeeds or it gives up."""
+        attempt = 1
+        while True:
+            if delay > 0.0 and not INSTANT.depth:
+                try:
+                    self.sleep(delay)
+                except BaseException:
+                    self._record(attempt, succeeded=False)
+                    raise
+            attempt += 1
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                next_delay = self.after_exception(exc, attempt, start)
+                if next_delay is None:
+                    raise
+                delay = next_delay
             except BaseException:
                 self._record(attempt, succeeded=False)
                 raise
             else:
-                if self.retry_on_result is None or not self.result_fails(result):
-                    if self.counter is not None:
-                        self.counter.record(attempts=attempt, succeeded=True)
+                if not self.result_fails(result):
+                    self._record(attempt, succeeded=True)
                     return result
                 delay = self.after_result(result, attempt, start)
+
+    async def _arest(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        delay: float,
+    ) -> Any:
+        """The same as ``_rest`` for coroutine functions, waiting without blocking."""
+        attempt = 1
+        while True:
             if delay > 0.0 and not INSTANT.depth:
-                await self._asleep(delay, attempt)
+                try:
+                    pending = self.asleep(delay)
+                    if inspect.isawaitable(pending):
+                        await pending
+                except BaseException:  # a task cancelled while it waits ends here, at once
+                    self._record(attempt, succeeded=False)
+                    raise
             attempt += 1
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                next_delay = self.after_exception(exc, attempt, start)
+                if next_delay is None:
+                    raise
+                delay = next_delay
+            except BaseException:
+                self._record(attempt, succeeded=False)
+                raise
+            else:
+                if not self.result_fails(result):
+                    self._record(attempt, succeeded=True)
+                    return result
+                delay = self.after_result(result, attempt, start)
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Wrap ``func`` (sync or async) so every call runs under this policy."""
@@ -505,7 +569,7 @@ class _Policy:
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"
             )
-        return wrap(func, self.call, self.call_async)
+        return wrap(func, self.call, self.call_async, packed=True)
 
 
 # ---------------------------------------------------------------------- public surfaces
@@ -897,16 +961,18 @@ _API: Final = _Policy.build(
     jitter="full",
     exceptions=(ConnectionError, TimeoutError),
     retry_if=_retryable_status,
-    hint=_retry_after_http,
+    hint=_retry_after_header,
 )
 
 
-def _run_preset(policy: _Policy, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+def _run_preset(
+    policy: _Policy, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     if not callable(func):
         raise TypeError(f"func must be callable, got {func!r}")
     if inspect.iscoroutinefunction(func):
-        return policy.call_async(func, *args, **kwargs)
-    return policy.call(func, *args, **kwargs)
+        return policy.call_async(func, args, kwargs)
+    return policy.call(func, args, kwargs)
 
 
 def retry_network_operation(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

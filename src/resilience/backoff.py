@@ -39,6 +39,7 @@ JITTERS: Final[tuple[str, ...]] = get_args(Jitter)
 # not convert to a float, and no real delay needs more than 2**1000 steps to reach its cap.
 _MAX_STEPS: Final = 2**1000
 _FLOAT_MAX: Final = sys.float_info.max
+_TABLE: Final = 32  # un-jittered delays an Exponential precomputes
 
 # The shared default random source; strategies given `rng=` use theirs instead.
 _RANDOM: Final = random.Random()  # noqa: S311  # jitter spreads load; it is not a secret
@@ -46,7 +47,9 @@ _RANDOM: Final = random.Random()  # noqa: S311  # jitter spreads load; it is not
 # Decorrelated jitter's previous delay per strategy (by id), one mapping per context: each
 # thread and each task sees its own, and `n == 1` starts a new sequence. The mapping is
 # replaced, never mutated, because copied contexts share the object they hold.
-_PREVIOUS: ContextVar[dict[int, float]] = ContextVar("resilience_backoff_previous")
+_PREVIOUS: ContextVar[dict[int, tuple[Exponential, float]]] = ContextVar(
+    "resilience_backoff_previous"
+)
 _PREVIOUS_LIMIT: Final = 64
 
 
@@ -153,6 +156,8 @@ class Exponential:
     # From this many steps on (n - 1 >= _cap_steps) the un-jittered delay is the cap; None
     # when it never grows. Lets huge n skip the power, which would overflow.
     _cap_steps: int | None = field(init=False, repr=False, compare=False)
+    # The un-jittered delays of the first retries, so the common case is a lookup.
+    _table: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         base = check_number("base", self.base, minimum=0.0)
@@ -179,14 +184,16 @@ class Exponential:
         object.__setattr__(self, "factor", factor)
         object.__setattr__(self, "max_delay", cap)
         object.__setattr__(self, "_cap_steps", cap_steps)
+        object.__setattr__(self, "_table", tuple(self.nominal(n) for n in range(1, _TABLE + 1)))
 
     def __call__(self, n: int) -> float:
         """Return the delay before retry ``n`` (from 1), in ``[0, max_delay]``."""
-        _check_n(n)
         jitter = self.jitter
         if jitter == "decorrelated":
+            _check_n(n)
             return self._decorrelated(n)
-        delay = self.nominal(n)
+        table = self._table
+        delay = table[n - 1] if 0 < n <= len(table) else self.nominal(n)
         if jitter == "none":
             return delay
         draw = (self.rng or _RANDOM).random()
@@ -215,12 +222,17 @@ class Exponential:
         base = self.base
         key = id(self)
         state = _PREVIOUS.get(None)
-        previous = base if n == 1 or state is None else state.get(key, base)
+        previous = base
+        if n > 1 and state is not None:
+            # The entry holds the strategy itself, so its id cannot be reused meanwhile.
+            entry = state.get(key)
+            if entry is not None and entry[0] is self:
+                previous = entry[1]
         upper = min(3 * previous, _FLOAT_MAX)  # a cap near the float limit must not overflow
         delay = base + (upper - base) * (self.rng or _RANDOM).random()
         delay = min(delay, self.max_delay)
         if state is None or len(state) >= _PREVIOUS_LIMIT:
-            _PREVIOUS.set({key: delay})
+            _PREVIOUS.set({key: (self, delay)})
         else:
-            _PREVIOUS.set({**state, key: delay})
+            _PREVIOUS.set({**state, key: (self, delay)})
         return delay
