@@ -217,3 +217,9 @@ def test_a_float_where_an_int_is_meant_is_not_accepted_as_n():
     """A float n is not an attempt number."""
     with pytest.raises(TypeError):
         Exponential(1.0)(1.5)  # type: ignore[arg-type]
+
+
+def test_an_extreme_base_to_cap_ratio_does_not_overflow():
+    """A power too large for a float is the cap."""
+    strategy = Exponential(5e-324, factor=1e10, max_delay=1e300)
+    assert strategy(63) == 1e300

@@ -9,6 +9,7 @@ from resilience.testing import FakeClock
 
 @pytest.fixture
 def clock():
+    """A fake clock at 100 s."""
     return FakeClock(100.0)
 
 
@@ -168,7 +169,7 @@ def test_one_budget_is_shared_by_several_functions(clock):
 
 
 def test_properties_and_repr_show_the_settings():
-    """ratio and min_per_second read back; repr names them."""
+    """The settings read back, and repr names them."""
     budget = RetryBudget(ratio=0.1, min_per_second=2.0)
     assert (budget.ratio, budget.min_per_second) == (0.1, 2.0)
     assert repr(budget) == "RetryBudget(ratio=0.1, min_per_second=2.0)"
