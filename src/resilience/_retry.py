@@ -314,19 +314,31 @@ class _Policy:
 
     def _decide(  # noqa: C901, PLR0911, PLR0912  # flat on purpose: see the docstring
         self, attempt: int, exc: Exception | None, result: Any, start: float
-    ) -> float | str:
-        """Return the delay before the next attempt, or the reason to stop.
+    ) -> float | None:
+        """Return the delay before the next attempt, or stop.
 
-        This runs once per failed attempt, so it is written flat: no helper calls for
-        what a policy does not use.
+        ``exc`` is the attempt's exception, or None when ``result`` was retried. Stopping
+        notes and counts the call, then returns None for an exception (which the caller
+        re-raises) or raises ``RetryError`` for a result. This runs once per failed
+        attempt, so it is written flat: no helper calls for what a policy does not use.
         """
+        if exc is not None and (
+            isinstance(exc, self.give_up_on)
+            or not (
+                isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
+            )
+        ):
+            self._stop(attempt, exc, result, start, None)
+            return None
         if attempt > self.max_retries:
-            return f"max_retries={self.max_retries} reached"
+            self._stop(attempt, exc, result, start, f"max_retries={self.max_retries} reached")
+            return None
         try:
             delay = self.delay(attempt)
         except Exception:
             logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
-            return "the backoff strategy raised"
+            self._stop(attempt, exc, result, start, "the backoff strategy raised")
+            return None
         if type(delay) is not float:
             delay = float(delay)
         if not delay >= 0.0:  # a custom strategy's negative or NaN delay
@@ -339,24 +351,49 @@ class _Policy:
                 hint = self._hint(exc, self.hint)
             if hint is not None:
                 if hint > self.max_retry_after or math.isinf(hint):
-                    return (
+                    reason = (
                         f"its retry-after hint of {hint:.3f}s exceeds "
                         f"max_retry_after={self.max_retry_after:g}s"
                     )
+                    self._stop(attempt, exc, result, start, reason)
+                    return None
                 delay = max(delay, hint)
         elapsed = 0.0
         if self.max_elapsed is not None or self.on_retry is not None:
             elapsed = self.clock() - start
             if self.max_elapsed is not None and elapsed + delay > self.max_elapsed:
-                return f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
+                reason = f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
+                self._stop(attempt, exc, result, start, reason)
+                return None
         left = _deadline.remaining()
         if left is not None and delay >= left:
-            return f"waiting {delay:.3f}s more would pass the deadline ({left:.3f}s left)"
+            reason = f"waiting {delay:.3f}s more would pass the deadline ({left:.3f}s left)"
+            self._stop(attempt, exc, result, start, reason)
+            return None
         if self.budget is not None and not self.budget._withdraw():  # noqa: SLF001  # one unit
-            return "the retry budget is spent"
+            self._stop(attempt, exc, result, start, "the retry budget is spent")
+            return None
         if self.on_retry is not None:
             self._announce(RetryState(attempt, exc, result, delay, elapsed, self.name))
         return delay
+
+    def _stop(
+        self, attempt: int, exc: Exception | None, result: Any, start: float, reason: str | None
+    ) -> None:
+        """Give up: note why on the error and count the call; raise RetryError for a result.
+
+        ``reason`` None means the exception is not retried at all; it is noted only when
+        earlier attempts were retried.
+        """
+        self._record(attempt, succeeded=False)
+        if exc is None:
+            error = RetryError(result, attempt)
+            self._note(error, attempt, start, cast("str", reason))
+            raise error
+        if reason is not None:
+            self._note(exc, attempt, start, reason)
+        elif attempt > 1:
+            self._note(exc, attempt, start, f"{type(exc).__name__} is not retried")
 
     def _hint(
         self, exc: Exception, source: Callable[[BaseException], float | None]
@@ -384,22 +421,6 @@ class _Policy:
         if self.counter is not None:
             self.counter.record(attempts=attempts, succeeded=succeeded)
 
-    def after_exception(self, exc: Exception, attempt: int, start: float) -> float | None:
-        """Return the delay before retrying ``exc``, or None (noted and counted) to stop."""
-        if isinstance(exc, self.give_up_on) or not (
-            isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
-        ):
-            if attempt > 1:
-                self._note(exc, attempt, start, f"{type(exc).__name__} is not retried")
-            self._record(attempt, succeeded=False)
-            return None
-        decision = self._decide(attempt, exc, None, start)
-        if isinstance(decision, str):
-            self._note(exc, attempt, start, decision)
-            self._record(attempt, succeeded=False)
-            return None
-        return decision
-
     def result_fails(self, result: Any) -> bool:
         """Whether ``retry_on_result`` asks for another attempt after ``result``."""
         check = self.retry_on_result
@@ -410,16 +431,6 @@ class _Policy:
         except Exception:
             logger.exception("retry_on_result of retry %r raised; accepting the result", self.name)
             return False
-
-    def after_result(self, result: Any, attempt: int, start: float) -> float:
-        """Return the delay before retrying after ``result``, or raise ``RetryError``."""
-        decision = self._decide(attempt, None, result, start)
-        if isinstance(decision, str):
-            error = RetryError(result, attempt)
-            self._note(error, attempt, start, decision)
-            self._record(attempt, succeeded=False)
-            raise error
-        return decision
 
     # ------------------------------------------------------------------ running
     # `call` and `call_async` are closures made once per policy (see __post_init__): the
@@ -438,8 +449,7 @@ class _Policy:
         clock = self.clock
         check = self.retry_on_result
         counter = self.counter
-        after_exception = self.after_exception
-        after_result = self.after_result
+        decide = self._decide
         result_fails = self.result_fails
         rest = self._rest
         arest = self._arest
@@ -451,7 +461,7 @@ class _Policy:
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                delay = after_exception(exc, 1, start)
+                delay = decide(1, exc, None, start)
                 if delay is None:
                     raise
             except BaseException:
@@ -463,7 +473,7 @@ class _Policy:
                     if counter is not None:
                         counter.record(attempts=1, succeeded=True)
                     return result
-                delay = after_result(result, 1, start)
+                delay = cast("float", decide(1, None, result, start))
             return rest(func, args, kwargs, start, delay)
 
         async def call_async(
@@ -475,7 +485,7 @@ class _Policy:
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:
-                delay = after_exception(exc, 1, start)
+                delay = decide(1, exc, None, start)
                 if delay is None:
                     raise
             except BaseException:
@@ -487,7 +497,7 @@ class _Policy:
                     if counter is not None:
                         counter.record(attempts=1, succeeded=True)
                     return result
-                delay = after_result(result, 1, start)
+                delay = cast("float", decide(1, None, result, start))
             return await arest(func, args, kwargs, start, delay)
 
         return call, call_async
@@ -513,7 +523,7 @@ class _Policy:
             try:
                 result = func(*args, **kwargs)
             except Exception as exc:
-                next_delay = self.after_exception(exc, attempt, start)
+                next_delay = self._decide(attempt, exc, None, start)
                 if next_delay is None:
                     raise
                 delay = next_delay
@@ -524,7 +534,7 @@ class _Policy:
                 if not self.result_fails(result):
                     self._record(attempt, succeeded=True)
                     return result
-                delay = self.after_result(result, attempt, start)
+                delay = cast("float", self._decide(attempt, None, result, start))
 
     async def _arest(
         self,
@@ -549,7 +559,7 @@ class _Policy:
             try:
                 result = await func(*args, **kwargs)
             except Exception as exc:
-                next_delay = self.after_exception(exc, attempt, start)
+                next_delay = self._decide(attempt, exc, None, start)
                 if next_delay is None:
                     raise
                 delay = next_delay
@@ -560,7 +570,7 @@ class _Policy:
                 if not self.result_fails(result):
                     self._record(attempt, succeeded=True)
                     return result
-                delay = self.after_result(result, attempt, start)
+                delay = cast("float", self._decide(attempt, None, result, start))
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Wrap ``func`` (sync or async) so every call runs under this policy."""
@@ -841,8 +851,9 @@ class _Run:
         number = attempt.number
         if exc is None:
             if attempt._has_result and policy.result_fails(attempt._result):  # noqa: SLF001
-                self._done = True  # until after_result lets it go on
-                self._delay = policy.after_result(attempt._result, number, self._start)  # noqa: SLF001
+                self._done = True  # unless _decide lets it go on
+                result = attempt._result  # noqa: SLF001  # the attempt belongs to this run
+                self._delay = cast("float", policy._decide(number, None, result, self._start))  # noqa: SLF001
                 self._done = False
                 return False
             self._done = True
@@ -852,7 +863,7 @@ class _Run:
         if not isinstance(exc, Exception):
             policy._record(number, succeeded=False)  # noqa: SLF001  # one unit
             return False
-        delay = policy.after_exception(exc, number, self._start)
+        delay = policy._decide(number, exc, None, self._start)  # noqa: SLF001  # one unit
         if delay is None:
             return False
         self._delay = delay
