@@ -6,7 +6,7 @@
 time and delays in local variables, so one decorated function can be called from many
 threads and tasks at once without their retries mixing.
 
-The first attempt costs a clock read and a loop entry; everything else (the state handed
+The first attempt costs a clock read and a few local checks; everything else (the state handed
 to ``on_retry``, the delay, the budget, the deadline) is looked at only once an attempt
 has failed.
 """
