@@ -6,6 +6,7 @@ The public API is re-exported here; the modules behind it are private.
 from __future__ import annotations
 
 from resilience._breaker import CircuitBreaker
+from resilience._budget import RetryBudget
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
@@ -14,6 +15,14 @@ from resilience._registry import (
     default_registry,
     get_circuit_breaker,
     reset_all_circuit_breakers,
+)
+from resilience._retry import (
+    RetryContext,
+    RetryState,
+    retry_api_call,
+    retry_network_operation,
+    retry_on_failure,
+    retry_with_backoff,
 )
 from resilience._state import CircuitState
 from resilience._timeouts import (
@@ -47,7 +56,10 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "ResilienceError",
+    "RetryBudget",
+    "RetryContext",
     "RetryError",
+    "RetryState",
     "TIMEOUTS",
     "TimeWindow",
     "TripPolicy",
@@ -60,6 +72,10 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "get_timeout",
     "remaining",
     "reset_all_circuit_breakers",
+    "retry_api_call",
+    "retry_network_operation",
+    "retry_on_failure",
+    "retry_with_backoff",
     "timeout",
     "validate_timeout",
 ]

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import threading
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
+from resilience._retry import INSTANT
 from resilience._validate import check_number
 
-__all__ = ["FakeClock"]
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Callable
+
+__all__ = ["FakeClock", "instant_retries"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class FakeClock:
@@ -58,3 +69,86 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now!r})"
+
+
+class _InstantRetries:
+    """The context manager ``instant_retries()`` returns; also a decorator."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        INSTANT.enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        INSTANT.exit()
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
+        """Run every call of ``func`` (sync or async) with instant retries."""
+        if inspect.iscoroutinefunction(func):
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
+
+
+@overload
+def instant_retries() -> _InstantRetries: ...
+
+
+@overload
+def instant_retries(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+def instant_retries(func: Callable[P, R] | None = None, /) -> _InstantRetries | Callable[P, R]:
+    """Make every retry skip its sleep while active, for tests of code that retries.
+
+    Retries still happen, as many as they would, and decide as they would (a wait that
+    would pass ``max_elapsed`` or a deadline still stops them); only the waiting is
+    skipped. Use it as ``with instant_retries():``, ``async with instant_retries():``,
+    ``@instant_retries`` or ``@instant_retries()`` (on sync and async functions).
+
+    The switch is process-wide, not per thread or task: code running in threads that
+    the block starts (thread pools included) retries instantly too, and so does any other
+    code running in the process meanwhile. Uses may nest and overlap; sleeps resume when
+    the last one ends.
+
+    Example:
+        >>> from resilience import retry_with_backoff
+        >>> @retry_with_backoff(max_retries=2, base_delay=30.0)
+        ... def flaky(calls: list[int]) -> int:
+        ...     calls.append(1)
+        ...     if len(calls) < 3:
+        ...         raise ConnectionError
+        ...     return len(calls)
+        >>> with instant_retries():
+        ...     flaky([])
+        3
+    """
+    if func is None:
+        return _InstantRetries()
+    return _InstantRetries()(func)

@@ -1,0 +1,1030 @@
+"""Retries with backoff: one immutable policy behind every retry surface.
+
+``retry_with_backoff``, ``retry_on_failure``, ``RetryContext`` and the presets all build a
+``_Policy`` (validated once, shared freely) and run calls through its ``call`` /
+``call_async``. A policy holds configuration only: each call keeps its attempt count, start
+time and delays in local variables, so one decorated function can be called from many
+threads and tasks at once without their retries mixing.
+
+The first attempt costs a clock read and a few local checks; everything else (the state handed
+to ``on_retry``, the delay, the budget, the deadline) is looked at only once an attempt
+has failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
+
+from resilience import _deadline
+from resilience._budget import RetryBudget
+from resilience._retry_stats import RetryCounter, counter_for
+from resilience._validate import (
+    check_callable,
+    check_int,
+    check_name,
+    check_number,
+    exception_types,
+)
+from resilience._wrap import wrap
+from resilience.backoff import JITTERS, Exponential, Jitter
+from resilience.exceptions import CircuitOpenError, RetryError
+
+if TYPE_CHECKING:
+    import types
+
+    from resilience._types import Clock
+
+__all__ = [
+    "RetryAttempt",
+    "RetryContext",
+    "RetryState",
+    "retry_api_call",
+    "retry_network_operation",
+    "retry_on_failure",
+    "retry_with_backoff",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("resilience")
+
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+SleepFunc = Callable[[float], Awaitable[None] | None]
+"""``time.sleep``-like, or for async code a coroutine function like ``asyncio.sleep``."""
+
+SyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+"""``call(func, args, kwargs)``: run one call under a policy."""
+AsyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+"""``await call_async(func, args, kwargs)``: the same for coroutine functions."""
+
+_DEFAULT_BASE_DELAY: Final = 1.0
+_DEFAULT_MAX_DELAY: Final = 60.0
+_DEFAULT_EXPONENTIAL_BASE: Final = 2.0
+
+
+class _InstantSwitch:
+    """The process-wide switch behind ``testing.instant_retries()``.
+
+    A counter rather than a flag so nested and overlapping uses (from several threads)
+    compose: sleeps are skipped while any use is active.
+    """
+
+    __slots__ = ("_lock", "depth")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.depth = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self.depth += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self.depth -= 1
+
+
+INSTANT: Final = _InstantSwitch()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """What ``on_retry`` is told before each retry.
+
+    Attributes:
+        attempt: the attempt that just failed, counting from 1.
+        exception: the exception it raised, or ``None`` when its result was retried.
+        result: the result it returned (``retry_on_result`` held), or ``None``.
+        delay: the seconds about to be slept before the next attempt.
+        elapsed: seconds since the first attempt started.
+        name: the retry's name, or ``None``.
+    """
+
+    attempt: int
+    exception: BaseException | None
+    result: Any
+    delay: float
+    elapsed: float
+    name: str | None
+
+
+# ---------------------------------------------------------------------- hints and filters
+
+
+def _number(value: object) -> float | None:
+    """Return ``value`` as seconds if it is a real, non-negative, non-NaN number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    if not seconds >= 0.0:  # negative or NaN
+        return None
+    return seconds
+
+
+def _parse_retry_after(value: object) -> float | None:
+    """Parse a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return _number(value)
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0.0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _retry_after_header(exc: BaseException) -> float | None:
+    """The ``Retry-After`` header of ``exc.response``, in seconds or as an HTTP date."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    value = get("Retry-After")
+    if value is None:
+        value = get("retry-after")  # plain dicts are case-sensitive
+    return None if value is None else _parse_retry_after(value)
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status an exception carries, from the attributes HTTP clients use."""
+    for holder, attribute in ((exc, "status_code"), (exc, "status")):
+        status = getattr(holder, attribute, None)
+        if isinstance(status, int) and not isinstance(status, bool):
+            return status
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status
+    return None
+
+
+RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def _retryable_status(exc: BaseException) -> bool:
+    return _status_of(exc) in RETRYABLE_STATUSES
+
+
+def _make_backoff(
+    base_delay: object, max_delay: object, exponential_base: object, jitter: object
+) -> Exponential:
+    """Validate the four delay options (named as the caller wrote them) into a strategy."""
+    if isinstance(jitter, bool):
+        kind: Jitter = "full" if jitter else "none"
+    elif isinstance(jitter, str):
+        if jitter not in JITTERS:
+            raise ValueError(
+                f"jitter must be a bool or one of {', '.join(JITTERS)}, got {jitter!r}"
+            )
+        kind = cast("Jitter", jitter)
+    else:
+        raise TypeError(f"jitter must be a bool or one of {', '.join(JITTERS)}, got {jitter!r}")
+    base = check_number("base_delay", base_delay, minimum=0.0)
+    cap = check_number("max_delay", max_delay, minimum=0.0)
+    factor = check_number("exponential_base", exponential_base, minimum=1.0)
+    if kind == "decorrelated" and base == 0:
+        raise ValueError(f"base_delay must be > 0 for decorrelated jitter, got {base_delay!r}")
+    return Exponential(base, factor, cap, kind)
+
+
+# ---------------------------------------------------------------------- the policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """A validated retry configuration; immutable, so every call and thread may share it."""
+
+    max_retries: int
+    delay: Callable[[int], float]
+    retry_on: tuple[type[BaseException], ...]
+    retry_if: Callable[[BaseException], bool] | None  # the presets' extra filter
+    retry_on_result: Callable[[Any], bool] | None
+    give_up_on: tuple[type[BaseException], ...]
+    max_elapsed: float | None
+    on_retry: Callable[[RetryState], object] | None
+    max_retry_after: float
+    hint: Callable[[BaseException], float | None] | None  # beyond a `retry_after` attribute
+    budget: RetryBudget | None
+    name: str | None
+    counter: RetryCounter | None
+    sleep: SleepFunc
+    asleep: SleepFunc
+    clock: Clock
+    # Made from the fields above by __post_init__.
+    call: SyncRun = field(init=False, repr=False, compare=False)
+    call_async: AsyncRun = field(init=False, repr=False, compare=False)
+
+    @classmethod
+    def build(  # the options of retry_with_backoff, as SPEC lists them
+        cls,
+        *,
+        max_retries: int = 3,
+        base_delay: float = _DEFAULT_BASE_DELAY,
+        max_delay: float = _DEFAULT_MAX_DELAY,
+        exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
+        jitter: bool | Jitter = True,
+        exceptions: ExceptionTypes = Exception,
+        retry_on_result: Callable[[Any], bool] | None = None,
+        give_up_on: ExceptionTypes = (CircuitOpenError,),
+        max_elapsed: float | None = None,
+        on_retry: Callable[[RetryState], object] | None = None,
+        max_retry_after: float | None = None,
+        backoff: Callable[[int], float] | None = None,
+        budget: RetryBudget | None = None,
+        name: str | None = None,
+        sleep: SleepFunc = time.sleep,
+        clock: Clock = time.monotonic,
+        retry_if: Callable[[BaseException], bool] | None = None,
+        hint: Callable[[BaseException], float | None] | None = None,
+    ) -> _Policy:
+        """Validate every option, naming the parameter and the value on failure."""
+        check_int("max_retries", max_retries, minimum=0)
+        strategy = _make_backoff(base_delay, max_delay, exponential_base, jitter)
+        if backoff is not None:
+            check_callable("backoff", backoff)
+            passed = {
+                option: value
+                for option, value, default in (
+                    ("base_delay", base_delay, _DEFAULT_BASE_DELAY),
+                    ("max_delay", max_delay, _DEFAULT_MAX_DELAY),
+                    ("exponential_base", exponential_base, _DEFAULT_EXPONENTIAL_BASE),
+                    ("jitter", jitter, True),
+                )
+                if value != default or isinstance(value, bool) != isinstance(default, bool)
+            }
+            if passed:
+                shown = ", ".join(f"{option}={value!r}" for option, value in passed.items())
+                raise ValueError(
+                    "backoff replaces base_delay, max_delay, exponential_base and jitter; "
+                    f"pass one or the other, got backoff={backoff!r} and {shown}"
+                )
+        if max_elapsed is not None:
+            max_elapsed = check_number("max_elapsed", max_elapsed, minimum=0.0)
+        if max_retry_after is None:
+            max_retry_after = strategy.max_delay
+        else:
+            max_retry_after = check_number(
+                "max_retry_after", max_retry_after, minimum=0.0, finite=False
+            )
+        if budget is not None and not isinstance(budget, RetryBudget):
+            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+        name = check_name(name, optional=True)
+        check_callable("sleep", sleep)
+        return cls(
+            max_retries=max_retries,
+            delay=strategy if backoff is None else backoff,
+            retry_on=exception_types("exceptions", exceptions),
+            retry_if=retry_if,
+            retry_on_result=check_callable("retry_on_result", retry_on_result, optional=True),
+            give_up_on=exception_types("give_up_on", give_up_on),
+            max_elapsed=max_elapsed,
+            on_retry=check_callable("on_retry", on_retry, optional=True),
+            max_retry_after=max_retry_after,
+            hint=hint,
+            budget=budget,
+            name=name,
+            counter=None if name is None else counter_for(name),
+            sleep=sleep,
+            # The default sleep suits sync code; async code gets the event loop's.
+            asleep=asyncio.sleep if sleep is time.sleep else sleep,
+            clock=check_callable("clock", clock),
+        )
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide(  # noqa: C901, PLR0911, PLR0912  # flat on purpose: see the docstring
+        self, attempt: int, exc: Exception | None, result: Any, start: float
+    ) -> float | None:
+        """Return the delay before the next attempt, or stop.
+
+        ``exc`` is the attempt's exception, or None when ``result`` was retried. Stopping
+        notes and counts the call, then returns None for an exception (which the caller
+        re-raises) or raises ``RetryError`` for a result. This runs once per failed
+        attempt, so it is written flat: no helper calls for what a policy does not use.
+        """
+        if exc is not None and (
+            isinstance(exc, self.give_up_on)
+            or not (
+                isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
+            )
+        ):
+            self._stop(attempt, exc, result, start, None)
+            return None
+        if attempt > self.max_retries:
+            self._stop(attempt, exc, result, start, f"max_retries={self.max_retries} reached")
+            return None
+        try:
+            delay = self.delay(attempt)
+        except Exception:
+            logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
+            self._stop(attempt, exc, result, start, "the backoff strategy raised")
+            return None
+        if type(delay) is not float:
+            delay = float(delay)
+        if not delay >= 0.0:  # a custom strategy's negative or NaN delay
+            delay = 0.0
+        if exc is not None:
+            # Any exception may carry a numeric `retry_after`; a preset may read more.
+            raw = getattr(exc, "retry_after", None)
+            hint = None if raw is None else _number(raw)
+            if hint is None and self.hint is not None:
+                hint = self._hint(exc, self.hint)
+            if hint is not None:
+                if hint > self.max_retry_after or math.isinf(hint):
+                    reason = (
+                        f"its retry-after hint of {hint:.3f}s exceeds "
+                        f"max_retry_after={self.max_retry_after:g}s"
+                    )
+                    self._stop(attempt, exc, result, start, reason)
+                    return None
+                delay = max(delay, hint)
+        elapsed = 0.0
+        if self.max_elapsed is not None or self.on_retry is not None:
+            elapsed = self.clock() - start
+            if self.max_elapsed is not None and elapsed + delay > self.max_elapsed:
+                reason = f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
+                self._stop(attempt, exc, result, start, reason)
+                return None
+        left = _deadline.remaining()
+        if left is not None and delay >= left:
+            reason = f"waiting {delay:.3f}s more would pass the deadline ({left:.3f}s left)"
+            self._stop(attempt, exc, result, start, reason)
+            return None
+        if self.budget is not None and not self.budget._withdraw():  # noqa: SLF001  # one unit
+            self._stop(attempt, exc, result, start, "the retry budget is spent")
+            return None
+        if self.on_retry is not None:
+            self._announce(RetryState(attempt, exc, result, delay, elapsed, self.name))
+        return delay
+
+    def _stop(
+        self, attempt: int, exc: Exception | None, result: Any, start: float, reason: str | None
+    ) -> None:
+        """Give up: note why on the error and count the call; raise RetryError for a result.
+
+        ``reason`` None means the exception is not retried at all; it is noted only when
+        earlier attempts were retried.
+        """
+        self._record(attempt, succeeded=False)
+        if exc is None:
+            error = RetryError(result, attempt)
+            self._note(error, attempt, start, cast("str", reason))
+            raise error
+        if reason is not None:
+            self._note(exc, attempt, start, reason)
+        elif attempt > 1:
+            self._note(exc, attempt, start, f"{type(exc).__name__} is not retried")
+
+    def _hint(
+        self, exc: Exception, source: Callable[[BaseException], float | None]
+    ) -> float | None:
+        try:
+            return source(exc)
+        except Exception:
+            logger.exception("reading the retry-after hint of %r raised; ignoring it", exc)
+            return None
+
+    def _announce(self, state: RetryState) -> None:
+        """Tell ``on_retry`` that a retry is coming; what it raises is logged."""
+        try:
+            cast("Callable[[RetryState], object]", self.on_retry)(state)
+        except Exception:
+            logger.exception("on_retry %r of retry %r raised", self.on_retry, self.name)
+
+    def _note(self, error: BaseException, attempt: int, start: float, reason: str) -> None:
+        who = "" if self.name is None else f"retry {self.name!r} "
+        plural = "" if attempt == 1 else "s"
+        elapsed = self.clock() - start
+        error.add_note(f"{who}gave up after {attempt} attempt{plural} in {elapsed:.3f}s: {reason}")
+
+    def _record(self, attempts: int, *, succeeded: bool) -> None:
+        if self.counter is not None:
+            self.counter.record(attempts=attempts, succeeded=succeeded)
+
+    def result_fails(self, result: Any) -> bool:
+        """Whether ``retry_on_result`` asks for another attempt after ``result``."""
+        check = self.retry_on_result
+        if check is None:
+            return False
+        try:
+            return bool(check(result))
+        except Exception:
+            logger.exception("retry_on_result of retry %r raised; accepting the result", self.name)
+            return False
+
+    # ------------------------------------------------------------------ running
+    # `call` and `call_async` are closures made once per policy (see __post_init__): the
+    # first attempt reads only local variables, which keeps a call that succeeds at once
+    # within a few times the cost of calling the function bare. Failures continue in
+    # `_rest` / `_arest`, outside the `except` block, so a later attempt's exception never
+    # gets an earlier one as its __context__.
+
+    def __post_init__(self) -> None:
+        sync_run, async_run = self._runners()
+        object.__setattr__(self, "call", sync_run)
+        object.__setattr__(self, "call_async", async_run)
+
+    def _runners(self) -> tuple[SyncRun, AsyncRun]:  # noqa: C901  # two copies of one loop
+        budget = self.budget
+        clock = self.clock
+        check = self.retry_on_result
+        counter = self.counter
+        decide = self._decide
+        result_fails = self.result_fails
+        rest = self._rest
+        arest = self._arest
+
+        def call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if budget is not None:
+                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+            start = clock()
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                delay = decide(1, exc, None, start)
+                if delay is None:
+                    raise
+            except BaseException:
+                if counter is not None:
+                    counter.record(attempts=1, succeeded=False)
+                raise
+            else:
+                if check is None or not result_fails(result):
+                    if counter is not None:
+                        counter.record(attempts=1, succeeded=True)
+                    return result
+                delay = cast("float", decide(1, None, result, start))
+            return rest(func, args, kwargs, start, delay)
+
+        async def call_async(
+            func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if budget is not None:
+                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+            start = clock()
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                delay = decide(1, exc, None, start)
+                if delay is None:
+                    raise
+            except BaseException:
+                if counter is not None:
+                    counter.record(attempts=1, succeeded=False)
+                raise
+            else:
+                if check is None or not result_fails(result):
+                    if counter is not None:
+                        counter.record(attempts=1, succeeded=True)
+                    return result
+                delay = cast("float", decide(1, None, result, start))
+            return await arest(func, args, kwargs, start, delay)
+
+        return call, call_async
+
+    def _rest(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        delay: float,
+    ) -> Any:
+        """Wait ``delay``, then make attempts 2, 3, ... until one succeeds or it gives up."""
+        attempt = 1
+        while True:
+            if delay > 0.0 and not INSTANT.depth:
+                try:
+                    self.sleep(delay)
+                except BaseException:
+                    self._record(attempt, succeeded=False)
+                    raise
+            attempt += 1
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                next_delay = self._decide(attempt, exc, None, start)
+                if next_delay is None:
+                    raise
+                delay = next_delay
+            except BaseException:
+                self._record(attempt, succeeded=False)
+                raise
+            else:
+                if not self.result_fails(result):
+                    self._record(attempt, succeeded=True)
+                    return result
+                delay = cast("float", self._decide(attempt, None, result, start))
+
+    async def _arest(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        start: float,
+        delay: float,
+    ) -> Any:
+        """The same as ``_rest`` for coroutine functions, waiting without blocking."""
+        attempt = 1
+        while True:
+            if delay > 0.0 and not INSTANT.depth:
+                try:
+                    pending = self.asleep(delay)
+                    if inspect.isawaitable(pending):
+                        await pending
+                except BaseException:  # a task cancelled while it waits ends here, at once
+                    self._record(attempt, succeeded=False)
+                    raise
+            attempt += 1
+            try:
+                result = await func(*args, **kwargs)
+            except Exception as exc:
+                next_delay = self._decide(attempt, exc, None, start)
+                if next_delay is None:
+                    raise
+                delay = next_delay
+            except BaseException:
+                self._record(attempt, succeeded=False)
+                raise
+            else:
+                if not self.result_fails(result):
+                    self._record(attempt, succeeded=True)
+                    return result
+                delay = cast("float", self._decide(attempt, None, result, start))
+
+    def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
+        """Wrap ``func`` (sync or async) so every call runs under this policy."""
+        if inspect.iscoroutinefunction(self.sleep) and not inspect.iscoroutinefunction(func):
+            raise TypeError(
+                f"sleep={self.sleep!r} is a coroutine function, which only async functions "
+                f"can await; {getattr(func, '__qualname__', func)!r} is not async"
+            )
+        return wrap(func, self.call, self.call_async, packed=True)
+
+
+# ---------------------------------------------------------------------- public surfaces
+
+
+def retry_with_backoff(
+    *,
+    max_retries: int = 3,
+    base_delay: float = _DEFAULT_BASE_DELAY,
+    max_delay: float = _DEFAULT_MAX_DELAY,
+    exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
+    jitter: bool | Jitter = True,
+    exceptions: ExceptionTypes = Exception,
+    retry_on_result: Callable[[Any], bool] | None = None,
+    give_up_on: ExceptionTypes = (CircuitOpenError,),
+    max_elapsed: float | None = None,
+    on_retry: Callable[[RetryState], object] | None = None,
+    max_retry_after: float | None = None,
+    backoff: Callable[[int], float] | None = None,
+    budget: RetryBudget | None = None,
+    name: str | None = None,
+    sleep: SleepFunc = time.sleep,
+    clock: Clock = time.monotonic,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Retry a function or coroutine function when it fails, waiting longer each time.
+
+    The wrapped function keeps its exact type. A call makes up to ``1 + max_retries``
+    attempts; before retry ``n`` it waits ``min(max_delay, base_delay * exponential_base
+    ** (n - 1))`` seconds, jittered (``jitter=True`` is ``"full"``: uniform in ``[0, that]``)
+    unless ``backoff`` gives the delays instead. Async functions sleep with
+    ``asyncio.sleep`` unless ``sleep`` says otherwise (a coroutine function is awaited).
+
+    It stops retrying, and re-raises the last exception unchanged with a note telling the
+    attempts made and the time taken, when attempts run out; when the next wait would pass
+    ``max_elapsed`` or an enclosing ``deadline()``; when the ``budget`` is spent; or when
+    the exception's ``retry_after`` hint exceeds ``max_retry_after``. When
+    ``retry_on_result`` still holds at the end, it raises ``RetryError`` with the last
+    result. An exception with a numeric ``retry_after`` attribute is never retried sooner
+    than that. ``give_up_on`` (by default ``CircuitOpenError``: an open circuit is not
+    hammered) and ``BaseException``s that are not ``Exception`` (cancellation, interrupts)
+    are never retried.
+
+    Args:
+        max_retries: retries after the first attempt (int >= 0).
+        base_delay: the delay before the first retry (seconds >= 0).
+        max_delay: the cap on any delay (seconds >= 0).
+        exponential_base: what each retry multiplies the delay by (>= 1).
+        jitter: ``True`` (``"full"``), ``False`` (``"none"``), ``"equal"`` or
+            ``"decorrelated"``; see ``resilience.backoff.Exponential``.
+        exceptions: the exception classes that are retried.
+        retry_on_result: a predicate on a result that asks for another attempt.
+        give_up_on: exception classes never retried, even inside ``exceptions``.
+        max_elapsed: stop before a wait would take the call past this many seconds.
+        on_retry: called with a ``RetryState`` before each wait; errors it raises are
+            logged and ignored.
+        max_retry_after: the longest retry-after hint honoured (default ``max_delay``).
+        backoff: any ``(n) -> seconds`` strategy, replacing the four delay options.
+        budget: a ``RetryBudget`` shared by the calls to one dependency.
+        name: names the retry in logs and in the ``resilience_retry_*`` metrics.
+        sleep: how to wait (``time.sleep``; async code uses ``asyncio.sleep``).
+        clock: monotonic seconds, for ``max_elapsed`` and ``RetryState.elapsed``.
+
+    Returns:
+        A decorator for functions, coroutine functions and methods.
+
+    Raises:
+        TypeError, ValueError: an option is invalid (raised here, not at call time).
+
+    Example:
+        >>> attempts = []
+        >>> @retry_with_backoff(max_retries=2, base_delay=0.0)
+        ... def flaky() -> str:
+        ...     attempts.append(1)
+        ...     if len(attempts) < 3:
+        ...         raise ConnectionError("reset by peer")
+        ...     return "ok"
+        >>> flaky(), len(attempts)
+        ('ok', 3)
+    """
+    policy = _Policy.build(
+        max_retries=max_retries,
+        base_delay=base_delay,
+        max_delay=max_delay,
+        exponential_base=exponential_base,
+        jitter=jitter,
+        exceptions=exceptions,
+        retry_on_result=retry_on_result,
+        give_up_on=give_up_on,
+        max_elapsed=max_elapsed,
+        on_retry=on_retry,
+        max_retry_after=max_retry_after,
+        backoff=backoff,
+        budget=budget,
+        name=name,
+        sleep=sleep,
+        clock=clock,
+    )
+    return policy.decorate
+
+
+def retry_on_failure(
+    func: Callable[[], R],
+    /,
+    *,
+    max_retries: int = 3,
+    base_delay: float = _DEFAULT_BASE_DELAY,
+    max_delay: float = _DEFAULT_MAX_DELAY,
+    exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
+    jitter: bool | Jitter = True,
+    exceptions: ExceptionTypes = Exception,
+    retry_on_result: Callable[[Any], bool] | None = None,
+    give_up_on: ExceptionTypes = (CircuitOpenError,),
+    max_elapsed: float | None = None,
+    on_retry: Callable[[RetryState], object] | None = None,
+    max_retry_after: float | None = None,
+    backoff: Callable[[int], float] | None = None,
+    budget: RetryBudget | None = None,
+    name: str | None = None,
+    sleep: SleepFunc = time.sleep,
+    clock: Clock = time.monotonic,
+) -> R:
+    """Call ``func()`` with retries and return its result.
+
+    Takes the options of ``retry_with_backoff``. For a coroutine function it returns an
+    awaitable: ``await retry_on_failure(fetch)``.
+
+    Raises:
+        TypeError, ValueError: an option is invalid (before ``func`` is called).
+        Exception: the last exception, when the retries give up.
+        RetryError: ``retry_on_result`` still held after the last attempt.
+
+    Example:
+        >>> retry_on_failure(lambda: 42, max_retries=2)
+        42
+    """
+    decorated = retry_with_backoff(
+        max_retries=max_retries,
+        base_delay=base_delay,
+        max_delay=max_delay,
+        exponential_base=exponential_base,
+        jitter=jitter,
+        exceptions=exceptions,
+        retry_on_result=retry_on_result,
+        give_up_on=give_up_on,
+        max_elapsed=max_elapsed,
+        on_retry=on_retry,
+        max_retry_after=max_retry_after,
+        backoff=backoff,
+        budget=budget,
+        name=name,
+        sleep=sleep,
+        clock=clock,
+    )(func)
+    return decorated()
+
+
+class RetryAttempt:
+    """One attempt of a ``RetryContext`` loop; use it as ``with attempt:``.
+
+    Leaving the block normally ends the loop (unless ``set_result`` gave a result that
+    ``retry_on_result`` retries); an exception that will be retried is swallowed and the
+    loop goes on after the wait; one that will not propagates from the block.
+
+    Attributes:
+        number: which attempt this is, counting from 1.
+    """
+
+    __slots__ = ("_has_result", "_result", "_run", "number")
+
+    def __init__(self, run: _Run, number: int) -> None:
+        self._run = run
+        self.number = number
+        self._result: Any = None
+        self._has_result = False
+
+    def set_result(self, value: Any) -> None:
+        """Give the block's result, for ``retry_on_result`` to judge."""
+        self._result = value
+        self._has_result = True
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> bool:
+        return self._run.finish(self, exc)
+
+    def __repr__(self) -> str:
+        return f"<RetryAttempt number={self.number}>"
+
+
+class _Run:
+    """The state of one ``RetryContext`` loop: its attempts, start time and next delay."""
+
+    __slots__ = ("_current", "_delay", "_done", "_number", "_policy", "_start")
+
+    def __init__(self, policy: _Policy) -> None:
+        self._policy = policy
+        self._number = 0
+        self._start = 0.0
+        self._delay = 0.0
+        self._current: RetryAttempt | None = None
+        self._done = False
+
+    def _begin(self) -> RetryAttempt | None:
+        """Hand out the next attempt; None when the loop is over."""
+        if self._done:
+            return None
+        if self._current is not None:
+            raise RuntimeError(
+                f"attempt {self._current.number} was not used as `with attempt:`; "
+                "a RetryContext loop needs every attempt's outcome"
+            )
+        if self._number == 0:
+            policy = self._policy
+            if policy.budget is not None:
+                policy.budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+            self._start = policy.clock()
+        self._number += 1
+        self._current = RetryAttempt(self, self._number)
+        return self._current
+
+    def _pending_delay(self) -> float:
+        return self._delay if self._number and not INSTANT.depth else 0.0
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> RetryAttempt:
+        delay = self._pending_delay() if self._current is None and not self._done else 0.0
+        if delay > 0.0:
+            pending = self._policy.sleep(delay)
+            if inspect.isawaitable(pending):
+                if inspect.iscoroutine(pending):
+                    pending.close()
+                raise TypeError(
+                    f"sleep={self._policy.sleep!r} returned an awaitable; use `async for` "
+                    "to retry with an async sleep"
+                )
+        attempt = self._begin()
+        if attempt is None:
+            raise StopIteration
+        return attempt
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> RetryAttempt:
+        delay = self._pending_delay() if self._current is None and not self._done else 0.0
+        if delay > 0.0:
+            pending = self._policy.asleep(delay)
+            if inspect.isawaitable(pending):
+                await pending
+        attempt = self._begin()
+        if attempt is None:
+            raise StopAsyncIteration
+        return attempt
+
+    def finish(self, attempt: RetryAttempt, exc: BaseException | None) -> bool:
+        """Record how ``attempt`` ended; return whether to swallow its exception."""
+        if attempt is not self._current:
+            raise RuntimeError(f"attempt {attempt.number} is not the current attempt")
+        self._current = None
+        policy = self._policy
+        number = attempt.number
+        if exc is None:
+            if attempt._has_result and policy.result_fails(attempt._result):  # noqa: SLF001
+                self._done = True  # unless _decide lets it go on
+                result = attempt._result  # noqa: SLF001  # the attempt belongs to this run
+                self._delay = cast("float", policy._decide(number, None, result, self._start))  # noqa: SLF001
+                self._done = False
+                return False
+            self._done = True
+            policy._record(number, succeeded=True)  # noqa: SLF001  # one unit
+            return False
+        self._done = True
+        if not isinstance(exc, Exception):
+            policy._record(number, succeeded=False)  # noqa: SLF001  # one unit
+            return False
+        delay = policy._decide(number, exc, None, self._start)  # noqa: SLF001  # one unit
+        if delay is None:
+            return False
+        self._delay = delay
+        self._done = False
+        return True
+
+
+class RetryContext:
+    """Retry a block of code: ``for attempt in RetryContext(...): with attempt: ...``.
+
+    Takes the options of ``retry_with_backoff`` and behaves the same: a failing block is
+    retried after the wait, the loop ends after the first block that succeeds, and when
+    the retries give up the last exception propagates from the block. ``async for``
+    works the same way in async code, sleeping with ``asyncio.sleep``. One context can
+    run any number of loops, one after another or at once; each loop has its own count.
+
+    To retry on a result, give it with ``attempt.set_result(value)``.
+
+    Raises:
+        TypeError, ValueError: an option is invalid (raised here).
+
+    Example:
+        >>> calls = []
+        >>> for attempt in RetryContext(max_retries=3, base_delay=0.0):
+        ...     with attempt:
+        ...         calls.append(attempt.number)
+        ...         if len(calls) < 2:
+        ...             raise TimeoutError("slow")
+        >>> calls
+        [1, 2]
+    """
+
+    __slots__ = ("_policy",)
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = 3,
+        base_delay: float = _DEFAULT_BASE_DELAY,
+        max_delay: float = _DEFAULT_MAX_DELAY,
+        exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
+        jitter: bool | Jitter = True,
+        exceptions: ExceptionTypes = Exception,
+        retry_on_result: Callable[[Any], bool] | None = None,
+        give_up_on: ExceptionTypes = (CircuitOpenError,),
+        max_elapsed: float | None = None,
+        on_retry: Callable[[RetryState], object] | None = None,
+        max_retry_after: float | None = None,
+        backoff: Callable[[int], float] | None = None,
+        budget: RetryBudget | None = None,
+        name: str | None = None,
+        sleep: SleepFunc = time.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._policy = _Policy.build(
+            max_retries=max_retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            exponential_base=exponential_base,
+            jitter=jitter,
+            exceptions=exceptions,
+            retry_on_result=retry_on_result,
+            give_up_on=give_up_on,
+            max_elapsed=max_elapsed,
+            on_retry=on_retry,
+            max_retry_after=max_retry_after,
+            backoff=backoff,
+            budget=budget,
+            name=name,
+            sleep=sleep,
+            clock=clock,
+        )
+
+    def get_delay(self, n: int) -> float:
+        """Return the delay before retry ``n`` (from 1), as the loop would wait it.
+
+        Without jitter that is ``min(max_delay, base_delay * exponential_base ** (n - 1))``;
+        with jitter, a fresh draw.
+        """
+        check_int("n", n, minimum=1)
+        return float(self._policy.delay(n))
+
+    def __iter__(self) -> Iterator[RetryAttempt]:
+        return _Run(self._policy)
+
+    def __aiter__(self) -> AsyncIterator[RetryAttempt]:
+        return _Run(self._policy)
+
+    def __repr__(self) -> str:
+        return f"<RetryContext name={self._policy.name!r}>"
+
+
+# ---------------------------------------------------------------------- presets
+
+_NETWORK: Final = _Policy.build(
+    max_retries=3,
+    base_delay=1.0,
+    max_delay=30.0,
+    jitter="full",
+    exceptions=(ConnectionError, TimeoutError),
+)
+_API: Final = _Policy.build(
+    max_retries=5,
+    base_delay=1.0,
+    max_delay=60.0,
+    jitter="full",
+    exceptions=(ConnectionError, TimeoutError),
+    retry_if=_retryable_status,
+    hint=_retry_after_header,
+)
+
+
+def _run_preset(
+    policy: _Policy, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {func!r}")
+    if inspect.iscoroutinefunction(func):
+        return policy.call_async(func, args, kwargs)
+    return policy.call(func, args, kwargs)
+
+
+def retry_network_operation(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call ``func(*args, **kwargs)``, retrying network errors.
+
+    Retries ``ConnectionError`` and ``TimeoutError`` up to 3 times, waiting a fully
+    jittered exponential backoff from 1 s, capped at 30 s. For a coroutine function it
+    returns an awaitable.
+
+    Example:
+        >>> retry_network_operation(lambda host: f"connected to {host}", "db.local")
+        'connected to db.local'
+    """
+    return cast("R", _run_preset(_NETWORK, func, args, kwargs))
+
+
+def retry_api_call(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call ``func(*args, **kwargs)``, retrying network errors and retryable HTTP errors.
+
+    Retries ``ConnectionError``, ``TimeoutError`` and errors carrying an HTTP status of
+    429, 500, 502, 503 or 504 (as ``.status_code``, ``.status`` or
+    ``.response.status_code``) up to 5 times, waiting a fully jittered exponential
+    backoff from 1 s, capped at 60 s. A server's ``Retry-After`` (a ``retry_after``
+    attribute, or the ``Retry-After`` header of ``.response`` in seconds or as an HTTP
+    date) is waited at least; a hint over 60 s gives up. For a coroutine function it
+    returns an awaitable.
+
+    Example:
+        >>> retry_api_call(lambda: {"status": "ok"})
+        {'status': 'ok'}
+    """
+    return cast("R", _run_preset(_API, func, args, kwargs))
+
+
+for _public in (
+    RetryContext,
+    RetryState,
+    retry_api_call,
+    retry_network_operation,
+    retry_on_failure,
+    retry_with_backoff,
+):
+    _public.__module__ = "resilience"
+del _public

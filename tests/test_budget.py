@@ -1,0 +1,193 @@
+import math
+import threading
+
+import pytest
+
+from resilience import RetryBudget, retry_with_backoff
+from resilience.testing import FakeClock
+
+
+@pytest.fixture
+def clock():
+    """A fake clock at 100 s."""
+    return FakeClock(100.0)
+
+
+def test_the_floor_allows_min_per_second_times_ten_retries(clock):
+    """With no traffic, min_per_second * 10 retries are allowed in the window."""
+    budget = RetryBudget(ratio=0.0, min_per_second=1.0, clock=clock)
+    assert [budget._withdraw() for _ in range(11)] == [True] * 10 + [False]
+
+
+def test_retries_are_limited_to_the_ratio_of_first_attempts(clock):
+    """Without a floor, retries are floor(ratio * first attempts)."""
+    budget = RetryBudget(ratio=0.5, min_per_second=0.0, clock=clock)
+    for _ in range(9):
+        budget._deposit()
+    assert sum(budget._withdraw() for _ in range(10)) == math.floor(0.5 * 9)
+
+
+def test_the_asking_calls_own_first_attempt_counts(clock):
+    """A budget of ratio 1 lets a single call retry once."""
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    budget._deposit()
+    assert budget._withdraw()
+    assert not budget._withdraw()
+
+
+def test_attempts_leave_the_window_after_ten_seconds(clock):
+    """An attempt at t counts in (now - 10, now]: still at t + 9.9, gone at t + 10."""
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    budget._deposit()
+    clock.advance(9.9)
+    assert budget.stats()["first_attempts"] == 1
+    clock.advance(0.1)
+    assert budget.stats() == {"first_attempts": 0, "retries": 0, "allowed": 0}
+
+
+def test_spent_retries_are_refunded_as_they_leave_the_window(clock):
+    """Retries spent ten seconds ago no longer count against the budget."""
+    budget = RetryBudget(ratio=0.0, min_per_second=0.1, clock=clock)
+    assert budget._withdraw()
+    assert not budget._withdraw()
+    clock.advance(5)
+    assert not budget._withdraw()
+    clock.advance(5)
+    assert budget._withdraw()
+
+
+def test_a_long_pause_empties_the_window(clock):
+    """After minutes without calls nothing old is counted."""
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    for _ in range(5):
+        budget._deposit()
+        clock.advance(1)
+    clock.advance(600)
+    assert budget.stats()["first_attempts"] == 0
+
+
+def test_a_clock_stepping_back_counts_in_the_newest_second():
+    """An injected clock that goes back does not corrupt older buckets."""
+    clock = FakeClock(50.0)
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    budget._deposit()
+    clock._now = 45.0  # only a fake clock can do this
+    budget._deposit()
+    assert budget.stats()["first_attempts"] == 2
+
+
+def test_stats_report_the_window(clock):
+    """stats() gives first attempts, retries and what is allowed now."""
+    budget = RetryBudget(ratio=0.2, min_per_second=1.0, clock=clock)
+    for _ in range(10):
+        budget._deposit()
+    budget._withdraw()
+    assert budget.stats() == {"first_attempts": 10, "retries": 1, "allowed": 12}
+
+
+def test_counts_are_exact_under_threads(clock):
+    """Eight threads recording at once lose no count."""
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+
+    def work():
+        for _ in range(1000):
+            budget._deposit()
+            budget._withdraw()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert budget.stats() == {"first_attempts": 8000, "retries": 8000, "allowed": 8000}
+
+
+def test_a_failing_dependency_gets_at_most_ratio_more_load_under_threads(clock):
+    """With a dead dependency, 8 threads' retries stay within ratio * first attempts + floor."""
+    budget = RetryBudget(ratio=0.2, min_per_second=1.0, clock=clock)
+    lock = threading.Lock()
+    attempts = 0
+
+    @retry_with_backoff(max_retries=3, base_delay=0.0, budget=budget)
+    def dead() -> None:
+        nonlocal attempts
+        with lock:
+            attempts += 1
+        raise ConnectionError("down")
+
+    def work():
+        for _ in range(250):
+            with pytest.raises(ConnectionError):
+                dead()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first = 8 * 250
+    retries = attempts - first
+    bound = math.floor(0.2 * first + 1.0 * 10)
+    assert bound - 3 <= retries <= bound
+
+
+def test_a_spent_budget_fails_the_call_at_once_with_its_error(clock):
+    """When the budget is spent a failing call makes one attempt and raises its error."""
+    budget = RetryBudget(ratio=0.0, min_per_second=0.0, clock=clock)
+    calls = []
+    error = ConnectionError("down")
+
+    @retry_with_backoff(max_retries=5, base_delay=0.0, budget=budget)
+    def dead() -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(ConnectionError) as caught:
+        dead()
+    assert caught.value is error
+    assert len(calls) == 1
+    assert "the retry budget is spent" in caught.value.__notes__[0]
+
+
+def test_one_budget_is_shared_by_several_functions(clock):
+    """Retries of two functions draw on one budget."""
+    budget = RetryBudget(ratio=0.0, min_per_second=0.2, clock=clock)
+    calls = []
+
+    def make():
+        @retry_with_backoff(max_retries=5, base_delay=0.0, budget=budget)
+        def dead() -> None:
+            calls.append(1)
+            raise ConnectionError
+
+        return dead
+
+    for dead in (make(), make()):
+        with pytest.raises(ConnectionError):
+            dead()
+    assert len(calls) == 2 + 2
+
+
+def test_properties_and_repr_show_the_settings():
+    """The settings read back, and repr names them."""
+    budget = RetryBudget(ratio=0.1, min_per_second=2.0)
+    assert (budget.ratio, budget.min_per_second) == (0.1, 2.0)
+    assert repr(budget) == "RetryBudget(ratio=0.1, min_per_second=2.0)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"ratio": -0.1}, ValueError, "ratio must be >= 0, got -0.1"),
+        ({"ratio": True}, TypeError, "ratio must be a number, got True"),
+        ({"ratio": float("inf")}, ValueError, "ratio must be finite"),
+        ({"min_per_second": -1}, ValueError, "min_per_second must be >= 0, got -1"),
+        ({"min_per_second": "10"}, TypeError, "min_per_second must be a number, got '10'"),
+        ({"clock": 3.0}, TypeError, "clock must be callable, got 3.0"),
+    ],
+    ids=["negative-ratio", "bool-ratio", "infinite-ratio", "negative-floor", "str-floor", "clock"],
+)
+def test_bad_arguments_are_refused(kwargs, error, words):
+    """Bad arguments raise TypeError/ValueError naming the parameter and the value."""
+    with pytest.raises(error, match=words):
+        RetryBudget(**kwargs)
