@@ -396,6 +396,10 @@ class CircuitBreaker:
             CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
             BaseException: whatever ``func`` raises, unchanged.
         """
+        return self._run(func, args, kwargs)
+
+    def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        """Run one call; ``call`` and the decorator's wrapper both land here."""
         # Hot path: a closed circuit with a lock-free policy. Read the generation before
         # the mode, which transitions clear first and set last.
         gen = self._gen
@@ -433,6 +437,12 @@ class CircuitBreaker:
             CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
             BaseException: whatever ``func`` raises, unchanged.
         """
+        return await self._run_async(func, args, kwargs)
+
+    async def _run_async(
+        self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        """Run one awaited call; ``call_async`` and the async wrapper both land here."""
         gen = self._gen
         if self._fast:
             try:
@@ -465,7 +475,7 @@ class CircuitBreaker:
 
         The wrapper keeps the function's signature and type and has ``.breaker``.
         """
-        wrapped = wrap(func, self.call, self.call_async)
+        wrapped = wrap(func, self._run, self._run_async)
         wrapped.breaker = self  # type: ignore[attr-defined]  # documented attribute
         return wrapped
 

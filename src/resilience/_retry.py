@@ -579,7 +579,7 @@ class _Policy:
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"
             )
-        return wrap(func, self.call, self.call_async, packed=True)
+        return wrap(func, self.call, self.call_async)
 
 
 # ---------------------------------------------------------------------- public surfaces

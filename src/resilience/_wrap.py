@@ -10,20 +10,14 @@ from typing import Any, ParamSpec, TypeVar, cast
 P = ParamSpec("P")
 R = TypeVar("R")
 
-SyncRunner = Callable[..., Any]
-"""``runner(func, *args, **kwargs)``: runs ``func`` under the decorator's policy.
-
-With ``wrap(..., packed=True)``: ``runner(func, args, kwargs)``."""
-AsyncRunner = Callable[..., Awaitable[Any]]
-"""``await runner(func, *args, **kwargs)``: the same for coroutine functions."""
+SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
+"""``runner(func, args, kwargs)``: runs ``func(*args, **kwargs)`` under the decorator's policy."""
+AsyncRunner = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+"""``await runner(func, args, kwargs)``: the same for coroutine functions."""
 
 
 def wrap(
-    func: Callable[P, R],
-    sync_runner: SyncRunner,
-    async_runner: AsyncRunner,
-    *,
-    packed: bool = False,
+    func: Callable[P, R], sync_runner: SyncRunner, async_runner: AsyncRunner
 ) -> Callable[P, R]:
     """Return a wrapper of ``func`` that runs every call through the matching runner.
 
@@ -31,9 +25,9 @@ def wrap(
     ``async def`` wrapper (``inspect.iscoroutinefunction`` stays true) and a plain function
     a plain one. ``functools.wraps`` keeps the name, docstring and signature.
 
-    With ``packed=True`` the runners are called as ``runner(func, args, kwargs)``: the
-    wrapper hands over the tuple and dict it received instead of unpacking them into a
-    second variadic call, which roughly halves the wrapper's own cost per call.
+    The runners are called as ``runner(func, args, kwargs)``: the wrapper hands over the
+    tuple and dict it received instead of unpacking them into a second variadic call,
+    which roughly halves the wrapper's own cost per call.
 
     Raises:
         TypeError: ``func`` is not callable, or is a generator function, whose body would run
@@ -46,24 +40,6 @@ def wrap(
             f"cannot wrap generator function {func.__qualname__}: its body runs after the "
             "wrapper returns, so nothing could be protected"
         )
-    if packed:
-        return _wrap_packed(func, sync_runner, async_runner)
-    if inspect.iscoroutinefunction(func):
-
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await async_runner(func, *args, **kwargs)
-
-        return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return sync_runner(func, *args, **kwargs)
-
-    return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
-
-
-def _wrap_packed(
-    func: Callable[P, R], sync_runner: SyncRunner, async_runner: AsyncRunner
-) -> Callable[P, R]:
     if inspect.iscoroutinefunction(func):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
