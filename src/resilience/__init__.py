@@ -18,6 +18,7 @@ from resilience._registry import (
     reset_all_circuit_breakers,
 )
 from resilience._state import CircuitState
+from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow, TimeWindow
 from resilience.exceptions import (
     CircuitBreakerError,
@@ -28,6 +29,7 @@ from resilience.exceptions import (
 
 __all__ = [
     "BreakerRegistry",
+    "BreakerStorage",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
@@ -37,6 +39,7 @@ __all__ = [
     "FailureRate",
     "ResilienceError",
     "RetryError",
+    "StoredState",
     "TimeWindow",
     "TripPolicy",
     "circuit_breaker",

@@ -41,6 +41,8 @@ from resilience.exceptions import CircuitOpenError
 if TYPE_CHECKING:
     import types
 
+    from resilience._storage import BreakerStorage
+
 __all__ = ["CircuitBreaker"]
 
 P = ParamSpec("P")
@@ -232,6 +234,9 @@ class CircuitBreaker:
         failure_on_result: a predicate on the return value that marks a failure.
         fallback: called with the call's arguments instead of raising when rejected.
         clock: monotonic seconds; also times windows and slow calls.
+        storage: a ``BreakerStorage`` (such as ``resilience.redis.RedisStorage``) that
+            shares the circuit with every process using the same storage and name; the
+            breaker then needs a ``name``. Default: this process's memory only.
 
     Raises:
         TypeError, ValueError: an option has the wrong type or is out of range.
@@ -271,6 +276,15 @@ class CircuitBreaker:
     _settings: _Settings
     _name: str | None
 
+    def __new__(cls, **options: Any) -> Self:
+        # A breaker with storage is a SharedBreaker, whose primitives consult the storage:
+        # a subclass leaves the in-memory breaker's paths without a single extra check.
+        if options.get("storage") is not None and cls is CircuitBreaker:
+            from resilience._shared import SharedBreaker  # noqa: PLC0415  # imports this module
+
+            return cast("Self", object.__new__(SharedBreaker))
+        return object.__new__(cls)
+
     def __init__(
         self,
         *,
@@ -285,6 +299,7 @@ class CircuitBreaker:
         failure_on_result: Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        storage: BreakerStorage | None = None,
     ) -> None:
         settings = _Settings.build(
             failure_threshold=failure_threshold,
@@ -299,13 +314,23 @@ class CircuitBreaker:
             clock=clock,
         )
         self._setup(check_name(name, optional=True), settings)
+        if storage is not None:
+            self._attach(storage)
 
     @classmethod
-    def _from_settings(cls, name: str | None, settings: _Settings) -> CircuitBreaker:
+    def _from_settings(
+        cls, name: str | None, settings: _Settings, storage: BreakerStorage | None = None
+    ) -> CircuitBreaker:
         """Make a breaker from settings validated before (the registry's fast path)."""
-        self = cls.__new__(cls)
+        self = cls.__new__(cls, storage=storage)
         self._setup(name, settings)
+        if storage is not None:
+            self._attach(storage)
         return self
+
+    def _attach(self, storage: BreakerStorage) -> None:
+        """Share the circuit through ``storage``: only breakers made with one can."""
+        raise TypeError(f"{type(self).__name__} cannot take storage, got {storage!r}")
 
     def _setup(self, name: str | None, settings: _Settings) -> None:
         self._name = name
@@ -447,12 +472,7 @@ class CircuitBreaker:
         return wrapped
 
     def __enter__(self) -> Self:
-        ticket = self._acquire()
-        if isinstance(ticket, CircuitOpenError):
-            raise ticket
-        started = self._settings.clock() if self._settings.timed else None
-        _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
-        return self
+        return self._enter_block(self._acquire())
 
     def __exit__(
         self,
@@ -460,18 +480,27 @@ class CircuitBreaker:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
+        ticket, started = self._exit_block()
+        if exc is None:
+            self._succeeded(ticket, started)
+        else:
+            self._finish_exception(ticket, exc, started)
+
+    def _enter_block(self, ticket: int | CircuitOpenError) -> Self:
+        if isinstance(ticket, CircuitOpenError):
+            raise ticket
+        started = self._settings.clock() if self._settings.timed else None
+        _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
+        return self
+
+    def _exit_block(self) -> tuple[int, float | None]:
         blocks = _BLOCKS.get()
         for i in range(len(blocks) - 1, -1, -1):
             if blocks[i][0] is self:
                 _, ticket, started = blocks[i]
                 _BLOCKS.set(blocks[:i] + blocks[i + 1 :])
-                break
-        else:
-            raise RuntimeError("breaker block exited without being entered in this context")
-        if exc is None:
-            self._succeeded(ticket, started)
-        else:
-            self._finish_exception(ticket, exc, started)
+                return ticket, started
+        raise RuntimeError("breaker block exited without being entered in this context")
 
     async def __aenter__(self) -> Self:
         return self.__enter__()

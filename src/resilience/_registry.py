@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from resilience._breaker import CircuitBreaker, _Settings
 from resilience._validate import check_name
+
+if TYPE_CHECKING:
+    from resilience._storage import BreakerStorage
 
 __all__ = [
     "BreakerRegistry",
@@ -33,7 +36,9 @@ class BreakerRegistry:
 
     Args:
         defaults: options every new breaker gets (any ``CircuitBreaker`` option but
-            ``name``), validated here.
+            ``name`` and ``storage``), validated here.
+        storage: a ``BreakerStorage`` every breaker of the registry shares its circuit
+            through (``resilience.redis.RedisStorage``), or None for in-process memory.
 
     Raises:
         TypeError, ValueError: a default is not a valid breaker option.
@@ -44,15 +49,21 @@ class BreakerRegistry:
         True
     """
 
-    __slots__ = ("_breakers", "_defaults", "_lock", "_template")
+    __slots__ = ("_breakers", "_defaults", "_lock", "_storage", "_template")
 
-    def __init__(self, *, defaults: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, defaults: Mapping[str, Any] | None = None, storage: BreakerStorage | None = None
+    ) -> None:
         if defaults is not None and not isinstance(defaults, Mapping):
             raise TypeError(f"defaults must be a mapping of breaker options, got {defaults!r}")
         self._defaults = dict(defaults or {})
         if "name" in self._defaults:
             raise ValueError(f"defaults must not set a name, got name={self._defaults['name']!r}")
         self._template = _Settings.build(**self._defaults)
+        if storage is not None:
+            # A throwaway breaker checks the storage and that the defaults suit it.
+            CircuitBreaker._from_settings("registry-check", self._template, storage)  # noqa: SLF001  # validated above
+        self._storage = storage
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
@@ -75,7 +86,7 @@ class BreakerRegistry:
                         if config
                         else self._template
                     )
-                    breaker = CircuitBreaker._from_settings(name, settings)  # noqa: SLF001  # validated above
+                    breaker = CircuitBreaker._from_settings(name, settings, self._storage)  # noqa: SLF001  # validated above
                     self._breakers[name] = breaker
                     return breaker
         if config:
