@@ -8,8 +8,9 @@ never printed.
 Exit status: 0 on success, 1 for an unknown breaker, 2 for bad usage, an unreachable
 Redis or refused credentials.
 
-Each subcommand is one ``_add_*`` function in ``_SUBCOMMANDS``: it adds its parser and
-sets ``run`` to a function of the parsed arguments returning the exit status.
+Each subcommand is one ``_add_*(commands)`` function in ``_SUBCOMMANDS``: it adds its
+parser to ``commands`` (with ``parents=[_redis_options()]`` if it talks to Redis) and sets
+``run`` to a function of the parsed arguments returning the exit status.
 """
 
 from __future__ import annotations
@@ -231,38 +232,44 @@ def _force(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- the parser
 
 
-def _redis_options() -> argparse.ArgumentParser:
-    """Options shared by every Redis command, accepted before or after the command."""
+def _redis_options(*, main: bool = False) -> argparse.ArgumentParser:
+    """Options of every Redis command, accepted before or after the command.
+
+    Each parser gets its own copy (argparse shares a parent's actions, defaults and all):
+    the main parser's holds the defaults, the subcommands' leave them alone.
+    """
     options = _Parser(add_help=False)
     options.add_argument(
         "--redis",
         metavar="URL",
-        default=argparse.SUPPRESS,
+        default=None if main else argparse.SUPPRESS,
         help="Redis URL, e.g. redis://:PASSWORD@127.0.0.1:6379/0 (default: $REDIS_URL)",
     )
     options.add_argument(
         "--prefix",
-        default=argparse.SUPPRESS,
+        default="resilience:" if main else argparse.SUPPRESS,
         help="key prefix the breakers use (default: resilience:)",
     )
     return options
 
 
-def _add_status(commands: Any, options: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("status", parents=[options], help="show every breaker, or one")
+def _add_status(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status", parents=[_redis_options()], help="show every breaker, or one"
+    )
     parser.add_argument("name", nargs="?", help="one breaker's name")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_guarded(_status))
 
 
-def _add_forcing(commands: Any, options: argparse.ArgumentParser) -> None:
+def _add_forcing(commands: Any) -> None:
     for command, (state, summary) in _FORCED.items():
-        parser = commands.add_parser(command, parents=[options], help=summary)
+        parser = commands.add_parser(command, parents=[_redis_options()], help=summary)
         parser.add_argument("name", help="the breaker's name")
         parser.set_defaults(run=_guarded(_force), state=state)
 
 
-_SUBCOMMANDS: Final[list[Callable[[Any, argparse.ArgumentParser], None]]] = [
+_SUBCOMMANDS: Final[list[Callable[[Any], None]]] = [
     _add_status,
     _add_forcing,
 ]
@@ -270,16 +277,14 @@ _SUBCOMMANDS: Final[list[Callable[[Any, argparse.ArgumentParser], None]]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command line's parser."""
-    options = _redis_options()
     parser = _Parser(
         prog="python -m resilience",
         description="See and force circuit breakers shared through Redis.",
-        parents=[options],
+        parents=[_redis_options(main=True)],
     )
-    parser.set_defaults(redis=None, prefix="resilience:")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:
-        add(commands, options)
+        add(commands)
     return parser
 
 
