@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["RedisStorage"]
 
 _MAX_CACHE_TTL: Final = 0.1
+_KEYS_CACHED: Final = 4096  # names (and configs) whose encoding is kept
 _OPERATOR_STATES: Final = frozenset(
     {
         CircuitState.CLOSED,
@@ -48,23 +49,27 @@ _OPERATOR_STATES: Final = frozenset(
 )
 _WINDOW_CODES: Final = {"count": "n", "time": "t", None: ""}
 _POLICY_CODES: Final = {"consecutive": "c", "rate": "r"}
-_NO_POLICY: Final = ("",) * 9
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _stored(reply: Sequence[Any]) -> StoredState:
-    state, generation, retry, since, now, admitted, shadow = reply[:7]
+def _fields(reply: bytes | str) -> list[str]:
+    return _text(reply).split(",")
+
+
+def _stored(fields: Sequence[str]) -> StoredState:
+    state = fields[0]
+    generation, retry, since, now, admitted, shadow = map(int, fields[1:7])
     return StoredState(
-        state=CircuitState(_text(state)),
-        generation=int(generation),
-        admitted=bool(admitted),
+        state=CircuitState(state),
+        generation=generation,
+        admitted=admitted == 1,
         retry_after=None if retry < 0 else retry / 1e6,
         open_for=None if since < 0 else max(0.0, (now - since) / 1e6),
         opened_at=None if since < 0 else since / 1e6,
-        shadow_trip=bool(shadow),
+        shadow_trip=shadow == 1,
     )
 
 
@@ -75,12 +80,12 @@ def _number(name: str, value: object) -> str:
     return repr(value)
 
 
-def _policy_args(config: Mapping[str, Any]) -> tuple[str, ...]:
-    """Encode a breaker's policy config as the script's ARGV[9..17]."""
+def _policy_arg(config: Mapping[str, Any]) -> str:
+    """Encode a breaker's policy config as the script's policy argument."""
     policy = _POLICY_CODES[config["policy"]]
     window = _WINDOW_CODES[config["window"]]
-    waits = ",".join(str(max(0, round(float(w) * 1e6))) for w in config["recovery"])
-    return (
+    waits = ";".join(str(max(0, round(float(w) * 1e6))) for w in config["recovery"])
+    fields = (
         policy,
         _number("threshold", config["threshold"]),
         window,
@@ -93,6 +98,7 @@ def _policy_args(config: Mapping[str, Any]) -> tuple[str, ...]:
         str(int(config["half_open_max_calls"])),
         waits,
     )
+    return ",".join(fields)
 
 
 def _sync_twin(client: Any) -> Any:
@@ -133,11 +139,11 @@ def _sync_twin(client: Any) -> Any:
 class RedisStorage(BreakerStorage):
     """Keep circuit breakers' state in Redis, so every process shares each circuit.
 
-    One breaker's state lives in two keys, ``<prefix>{<name>}`` (a hash) and
-    ``<prefix>{<name>}:w`` (its window), with the name percent-encoded so that no name
-    can break the ``{...}`` hash tag (which keeps both keys in one Redis Cluster slot) or
-    reach into another breaker's keys. Both expire ``ttl`` seconds after the last use, so
-    abandoned breakers do not stay behind.
+    One breaker's state lives in two keys, ``<prefix>{<name>}`` (its state, 200 bytes)
+    and ``<prefix>{<name>}:w`` (its window, if the policy has one), with the name
+    percent-encoded so that no name can break the ``{...}`` hash tag (which keeps both
+    keys in one Redis Cluster slot) or reach into another breaker's keys. Both expire
+    ``ttl`` seconds after the last use, so abandoned breakers do not stay behind.
 
     A breaker decides admission from its cached copy of the shared state, refreshed by
     every reply, and sends each outcome at once: one round trip per call while closed.
@@ -201,7 +207,8 @@ class RedisStorage(BreakerStorage):
             sync_client = client
         self._client: Any = sync_client
         self._script: Any = sync_client.register_script(SCRIPT)
-        self._configs: dict[int, tuple[Mapping[str, Any], tuple[str, ...]]] = {}
+        self._configs: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._keys: dict[str, list[str]] = {}
 
     @property
     def prefix(self) -> str:
@@ -210,16 +217,25 @@ class RedisStorage(BreakerStorage):
 
     def keys(self, name: str) -> tuple[str, str]:
         """Return the Redis keys of the circuit called ``name``: its hash and its window."""
-        check_name(name)
-        key = f"{self._prefix}{{{quote(name, safe='')}}}"
-        return key, key + ":w"
+        key, window = self._keys_of(name)
+        return key, window
+
+    def _keys_of(self, name: str) -> list[str]:
+        keys = self._keys.get(name)
+        if keys is None:
+            check_name(name)
+            key = f"{self._prefix}{{{quote(name, safe='')}}}"
+            keys = [key, key + ":w"]
+            if len(self._keys) < _KEYS_CACHED:
+                self._keys[name] = keys
+        return keys
 
     def names(self) -> list[str]:
         """Return the names of every circuit stored under this prefix, sorted."""
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self._prefix) + "{*}"
         found = set()
         start = len(self._prefix) + 1
-        for key in self._client.scan_iter(match=pattern, count=1000, _type="HASH"):
+        for key in self._client.scan_iter(match=pattern, count=1000, _type="STRING"):
             text = _text(key)
             if text.endswith("}") and "}" not in text[start:-1]:
                 found.add(unquote(text[start:-1]))
@@ -227,43 +243,33 @@ class RedisStorage(BreakerStorage):
 
     # ------------------------------------------------------------------ arguments
 
-    def _policy(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+    def _policy(self, config: Mapping[str, Any]) -> str:
         cached = self._configs.get(id(config))
         if cached is None or cached[0] is not config:
-            cached = (config, _policy_args(config))
+            cached = (config, _policy_arg(config))
+            if len(self._configs) >= _KEYS_CACHED:
+                self._configs.clear()
             self._configs[id(config)] = cached  # keeps config alive, so its id stays its own
         return cached[1]
 
     def _args(
         self,
         op: str,
-        policy: tuple[str, ...] = _NO_POLICY,
+        policy: str = "",
         *,
         rejected: int = 0,
         generation: int = -1,
         outcomes: str = "",
         stale: str = "",
-        state: str = "",
-        create: bool = True,
     ) -> tuple[Any, ...]:
-        return (
-            op,
-            self._ttl_ms,
-            rejected,
-            generation,
-            outcomes,
-            stale,
-            state,
-            "1" if create else "0",
-            *policy,
-        )
+        return (op, self._ttl_ms, rejected, generation, outcomes, stale, policy)
 
     # ------------------------------------------------------------------ operations
 
     def admit(self, name: str, config: Mapping[str, Any], *, rejected: int = 0) -> StoredState:
         """Ask to admit one call (one script call); see ``BreakerStorage.admit``."""
         args = self._args("a", self._policy(config), rejected=rejected)
-        return _stored(self._script(keys=self.keys(name), args=args))
+        return _stored(_fields(self._script(keys=self._keys_of(name), args=args)))
 
     def record(
         self,
@@ -284,7 +290,7 @@ class RedisStorage(BreakerStorage):
             outcomes=outcomes,
             stale=stale,
         )
-        return _stored(self._script(keys=self.keys(name), args=args))
+        return _stored(_fields(self._script(keys=self._keys_of(name), args=args)))
 
     async def admit_async(
         self, name: str, config: Mapping[str, Any], *, rejected: int = 0
@@ -293,7 +299,7 @@ class RedisStorage(BreakerStorage):
         if not self._async:
             return self.admit(name, config, rejected=rejected)
         args = self._args("a", self._policy(config), rejected=rejected)
-        return _stored(await self._ascript(keys=self.keys(name), args=args))
+        return _stored(_fields(await self._ascript(keys=self._keys_of(name), args=args)))
 
     async def record_async(
         self,
@@ -323,7 +329,7 @@ class RedisStorage(BreakerStorage):
             outcomes=outcomes,
             stale=stale,
         )
-        return _stored(await self._ascript(keys=self.keys(name), args=args))
+        return _stored(_fields(await self._ascript(keys=self._keys_of(name), args=args)))
 
     def force(self, name: str, state: CircuitState, *, create: bool = True) -> StoredState | None:
         """Force an operator state for every process at once; see ``BreakerStorage.force``.
@@ -335,17 +341,17 @@ class RedisStorage(BreakerStorage):
             raise ValueError(
                 f"state must be CLOSED, FORCED_OPEN, DISABLED or METRICS_ONLY, got state={state!r}"
             )
-        reply = self._script(
-            keys=self.keys(name), args=self._args("f", state=state.value, create=create)
-        )
-        return None if reply is None else _stored(reply)
+        args = (*self._args("f", state.value), "1" if create else "0")
+        reply = self._script(keys=self._keys_of(name), args=args)
+        return None if reply is None else _stored(_fields(reply))
 
     def read(self, name: str) -> dict[str, Any] | None:
         """Return the shared circuit's stats, or None if unknown; see ``BreakerStorage.read``."""
-        reply = self._script(keys=self.keys(name), args=self._args("s", create=False))
+        reply = self._script(keys=self._keys_of(name), args=self._args("s"))
         if reply is None:
             return None
-        stored = _stored(reply)
+        fields = _fields(reply)
+        stored = _stored(fields)
         (
             failures,
             successes,
@@ -358,7 +364,7 @@ class RedisStorage(BreakerStorage):
             n_rejected,
             n_ignored,
             changed,
-        ) = (int(v) for v in reply[7:18])
+        ) = map(int, fields[7:18])
         rate = failures / calls if calls >= max(1, minimum) else None
         return {
             "name": name,

@@ -46,7 +46,7 @@ def failing(breaker: CircuitBreaker, times: int = 1) -> None:
 
 
 # What the script itself runs: commandstats counts these too, under their own names.
-INSIDE_SCRIPT = {"time", "hmget", "hset", "hdel", "pexpire", "del", "getrange", "setrange"}
+INSIDE_SCRIPT = {"time", "get", "set", "pexpire", "del", "getrange", "setrange"}
 
 
 def wait(clock: FakeClock, seconds: float) -> None:
