@@ -517,6 +517,8 @@ class SharedBreaker(CircuitBreaker):
         remote: dict[str, Any] | None = None
         now = self._settings.clock()
         if not self._down or now >= self._probe_at:
+            if self._down:
+                self._probe_at = now + _PROBE_INTERVAL  # one probe at a time
             try:
                 remote = self._storage.read(cast("str", self._name))
             except Exception as exc:
