@@ -176,6 +176,17 @@ def test_a_registry_with_storage_makes_shared_breakers() -> None:
     assert registry.get("svc") is breaker
 
 
+def test_get_with_storage_overrides_the_registry_storage() -> None:
+    """``get(name, storage=...)`` makes a shared breaker, and insists on it afterwards."""
+    registry = BreakerRegistry()
+    storage = DownStorage()
+    breaker = registry.get("svc", storage=storage)
+    assert breaker.get_stats()["storage"] == "degraded"
+    assert registry.get("svc", storage=storage) is breaker
+    with pytest.raises(ValueError, match="another storage"):
+        registry.get("svc", storage=DownStorage())
+
+
 def test_a_registry_checks_its_storage() -> None:
     """A registry refuses a storage that is not a BreakerStorage."""
     with pytest.raises(TypeError, match="storage must be a BreakerStorage"):

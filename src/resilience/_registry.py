@@ -70,11 +70,15 @@ class BreakerRegistry:
     def get(self, name: str, /, **config: Any) -> CircuitBreaker:
         """Return the breaker called ``name``, creating it with ``config`` if it is new.
 
+        ``storage=`` in ``config`` overrides the registry's storage for a new breaker and
+        must be the existing breaker's storage otherwise.
+
         Raises:
             TypeError: ``name`` is not a ``str``, or ``config`` has an unknown option.
             ValueError: ``name`` is invalid, or an option in ``config`` differs from the
                 existing breaker's value.
         """
+        storage = config.pop("storage", None)
         breaker = self._breakers.get(name) if type(name) is str else None
         if breaker is None:
             check_name(name)
@@ -86,11 +90,17 @@ class BreakerRegistry:
                         if config
                         else self._template
                     )
-                    breaker = CircuitBreaker._from_settings(name, settings, self._storage)  # noqa: SLF001  # validated above
+                    breaker = CircuitBreaker._from_settings(  # noqa: SLF001  # validated above
+                        name, settings, self._storage if storage is None else storage
+                    )
                     self._breakers[name] = breaker
                     return breaker
         if config:
             _check_same(breaker, config)
+        if storage is not None and getattr(breaker, "storage", None) is not storage:
+            raise ValueError(
+                f"circuit breaker {name!r} exists with another storage, got storage={storage!r}"
+            )
         return breaker
 
     def __contains__(self, name: object) -> bool:
