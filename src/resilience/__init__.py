@@ -25,6 +25,7 @@ from resilience._retry import (
     retry_with_backoff,
 )
 from resilience._state import CircuitState
+from resilience._storage import BreakerStorage, StoredState
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
@@ -45,6 +46,7 @@ from resilience.exceptions import (
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "BreakerRegistry",
+    "BreakerStorage",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
@@ -60,6 +62,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RetryContext",
     "RetryError",
     "RetryState",
+    "StoredState",
     "TIMEOUTS",
     "TimeWindow",
     "TripPolicy",

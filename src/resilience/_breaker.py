@@ -46,6 +46,7 @@ from resilience.exceptions import CircuitOpenError
 if TYPE_CHECKING:
     import types
 
+    from resilience._storage import BreakerStorage
     from resilience._types import Backoff, Clock
 
 __all__ = ["CircuitBreaker"]
@@ -264,6 +265,9 @@ class CircuitBreaker:
         failure_on_result: a predicate on the return value that marks a failure.
         fallback: called with the call's arguments instead of raising when rejected.
         clock: monotonic seconds; also times windows and slow calls.
+        storage: a ``BreakerStorage`` (such as ``resilience.redis.RedisStorage``) that
+            shares the circuit with every process using the same storage and name; the
+            breaker then needs a ``name``. Default: this process's memory only.
 
     Raises:
         TypeError, ValueError: an option has the wrong type or is out of range.
@@ -299,6 +303,15 @@ class CircuitBreaker:
     _settings: _Settings
     _name: str | None
 
+    def __new__(cls, **options: Any) -> Self:
+        # A breaker with storage is a SharedBreaker, whose primitives consult the storage:
+        # a subclass leaves the in-memory breaker's paths without a single extra check.
+        if options.get("storage") is not None and cls is CircuitBreaker:
+            from resilience._shared import SharedBreaker  # noqa: PLC0415  # imports this module
+
+            return cast("Self", object.__new__(SharedBreaker))
+        return object.__new__(cls)
+
     def __init__(
         self,
         *,
@@ -313,6 +326,7 @@ class CircuitBreaker:
         failure_on_result: Callable[[Any], bool] | None = None,
         fallback: Callable[..., Any] | None = None,
         clock: Clock = time.monotonic,
+        storage: BreakerStorage | None = None,
     ) -> None:
         settings = _Settings.build(
             failure_threshold=failure_threshold,
@@ -327,13 +341,27 @@ class CircuitBreaker:
             clock=clock,
         )
         self._setup(check_name(name, optional=True), settings)
+        if storage is not None:
+            self._attach(storage)
 
     @classmethod
-    def _from_settings(cls, name: str | None, settings: _Settings) -> CircuitBreaker:
+    def _from_settings(
+        cls, name: str | None, settings: _Settings, storage: BreakerStorage | None = None
+    ) -> CircuitBreaker:
         """Make a breaker from settings validated before (the registry's fast path)."""
-        self = cls.__new__(cls)
+        self = object.__new__(cls) if storage is None else cls.__new__(cls, storage=storage)
         self._setup(name, settings)
+        if storage is not None:
+            self._attach(storage)
         return self
+
+    def _fast_allowed(self) -> bool:
+        """Whether a closed circuit may take the lock-free hot path (settings allowing)."""
+        return self._settings.fast
+
+    def _attach(self, storage: BreakerStorage) -> None:
+        """Share the circuit through ``storage``: only breakers made with one can."""
+        raise TypeError(f"{type(self).__name__} cannot take storage, got {storage!r}")
 
     def _setup(self, name: str | None, settings: _Settings) -> None:
         self._name = name
@@ -342,7 +370,7 @@ class CircuitBreaker:
         # integer updates, so breakers share a stripe of locks.
         self._lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
         self._state = _CLOSED
-        self._fast = settings.fast
+        self._fast = self._fast_allowed()
         self._gen = 0
         self._successes = itertools.count()
         self._last_ok = -1  # the last success's draw from _successes
@@ -480,12 +508,7 @@ class CircuitBreaker:
         return wrapped
 
     def __enter__(self) -> Self:
-        ticket = self._acquire()
-        if isinstance(ticket, CircuitOpenError):
-            raise ticket
-        started = self._settings.clock() if self._settings.timed else None
-        _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
-        return self
+        return self._enter_block(self._acquire())
 
     def __exit__(
         self,
@@ -493,18 +516,27 @@ class CircuitBreaker:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
+        ticket, started = self._exit_block()
+        if exc is None:
+            self._succeeded(ticket, started)
+        else:
+            self._finish_exception(ticket, exc, started)
+
+    def _enter_block(self, ticket: int | CircuitOpenError) -> Self:
+        if isinstance(ticket, CircuitOpenError):
+            raise ticket
+        started = self._settings.clock() if self._settings.timed else None
+        _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
+        return self
+
+    def _exit_block(self) -> tuple[int, float | None]:
         blocks = _BLOCKS.get()
         for i in range(len(blocks) - 1, -1, -1):
             if blocks[i][0] is self:
                 _, ticket, started = blocks[i]
                 _BLOCKS.set(blocks[:i] + blocks[i + 1 :])
-                break
-        else:
-            raise RuntimeError("breaker block exited without being entered in this context")
-        if exc is None:
-            self._succeeded(ticket, started)
-        else:
-            self._finish_exception(ticket, exc, started)
+                return ticket, started
+        raise RuntimeError("breaker block exited without being entered in this context")
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
@@ -565,8 +597,8 @@ class CircuitBreaker:
                 ticket = None
             else:  # another thread closed, disabled or shadowed it meanwhile
                 ticket = _UNRECORDED if state is _DISABLED else self._gen
-            if ticket is None and self._rejected is not None:
-                next(self._rejected)
+            if ticket is None:
+                self._count_rejection()
         finally:
             lock.release()
         if change is not None:
@@ -574,6 +606,13 @@ class CircuitBreaker:
         if ticket is None:
             return CircuitOpenError(self._name, state, retry_after)
         return ticket
+
+    def _count_rejection(self) -> None:
+        """Count one rejected call (outside the lock-free path)."""
+        rejected = self._rejected
+        if rejected is None:
+            rejected = self._rejected = itertools.count()
+        next(rejected)
 
     def _succeeded(self, ticket: int, started: float | None) -> None:
         """Record a successful call admitted with ``ticket``."""
@@ -733,7 +772,7 @@ class CircuitBreaker:
         extras = self._extras_dict()
         key = "to_" + new.value
         extras[key] = extras.get(key, 0) + 1
-        self._fast = (new is _CLOSED or new is _METRICS_ONLY) and self._settings.fast
+        self._fast = (new is _CLOSED or new is _METRICS_ONLY) and self._fast_allowed()
         return old, new
 
     def _recovery(self, trips: int) -> float:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from resilience._breaker import CircuitBreaker, _Settings
 from resilience._validate import check_name
+
+if TYPE_CHECKING:
+    from resilience._storage import BreakerStorage
 
 __all__ = [
     "BreakerRegistry",
@@ -33,7 +36,9 @@ class BreakerRegistry:
 
     Args:
         defaults: options every new breaker gets (any ``CircuitBreaker`` option but
-            ``name``), validated here.
+            ``name`` and ``storage``), validated here.
+        storage: a ``BreakerStorage`` every breaker of the registry shares its circuit
+            through (``resilience.redis.RedisStorage``), or None for in-process memory.
 
     Raises:
         TypeError, ValueError: a default is not a valid breaker option.
@@ -44,26 +49,36 @@ class BreakerRegistry:
         True
     """
 
-    __slots__ = ("_breakers", "_defaults", "_lock", "_template")
+    __slots__ = ("_breakers", "_defaults", "_lock", "_storage", "_template")
 
-    def __init__(self, *, defaults: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, defaults: Mapping[str, Any] | None = None, storage: BreakerStorage | None = None
+    ) -> None:
         if defaults is not None and not isinstance(defaults, Mapping):
             raise TypeError(f"defaults must be a mapping of breaker options, got {defaults!r}")
         self._defaults = dict(defaults or {})
         if "name" in self._defaults:
             raise ValueError(f"defaults must not set a name, got name={self._defaults['name']!r}")
         self._template = _Settings.build(**self._defaults)
+        if storage is not None:
+            # A throwaway breaker checks the storage and that the defaults suit it.
+            CircuitBreaker._from_settings("registry-check", self._template, storage)  # noqa: SLF001  # validated above
+        self._storage = storage
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str, /, **config: Any) -> CircuitBreaker:
         """Return the breaker called ``name``, creating it with ``config`` if it is new.
 
+        ``storage=`` in ``config`` overrides the registry's storage for a new breaker and
+        must be the existing breaker's storage otherwise.
+
         Raises:
             TypeError: ``name`` is not a ``str``, or ``config`` has an unknown option.
             ValueError: ``name`` is invalid, or an option in ``config`` differs from the
                 existing breaker's value.
         """
+        storage = config.pop("storage", None)
         breakers = self._breakers
         breaker = breakers.get(name) if type(name) is str else None
         if breaker is None:
@@ -78,12 +93,18 @@ class BreakerRegistry:
                         if config
                         else self._template
                     )
-                    breaker = breakers[name] = CircuitBreaker._from_settings(name, settings)  # noqa: SLF001  # validated above
+                    breaker = breakers[name] = CircuitBreaker._from_settings(  # noqa: SLF001  # validated above
+                        name, settings, self._storage if storage is None else storage
+                    )
                     return breaker
             finally:
                 lock.release()
         if config:
             _check_same(breaker, config)
+        if storage is not None and getattr(breaker, "storage", None) is not storage:
+            raise ValueError(
+                f"circuit breaker {name!r} exists with another storage, got storage={storage!r}"
+            )
         return breaker
 
     def __contains__(self, name: object) -> bool:

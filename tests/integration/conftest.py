@@ -1,4 +1,4 @@
-"""Fixtures for tests against real servers (prometheus, promtool), on loopback only.
+"""Fixtures for tests against real servers (prometheus, promtool, redis-server), on loopback.
 
 A test that needs a binary skips when it is missing, unless ``RESILIENCE_REQUIRE_SERVERS=1``
 is set (as CI sets it), when it fails instead: a green run must mean the servers ran.
@@ -7,9 +7,6 @@ is set (as CI sets it), when it fails instead: a green run must mean the servers
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,6 +15,12 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from redis_server import redis_server, redis_server_factory
+
+from _helpers import free_port
+from _helpers import require_binary as _require_binary
+
+__all__ = ["redis_server", "redis_server_factory"]  # fixtures, re-exported for pytest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -25,21 +28,8 @@ if TYPE_CHECKING:
 
 
 def require_binary(name: str) -> str:
-    """Return the path of executable ``name``; skip (or fail, when servers are required)."""
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (install Prometheus to run this test)"
-        if os.environ.get("RESILIENCE_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"{reason}; RESILIENCE_REQUIRE_SERVERS=1 forbids skipping")
-        pytest.skip(reason)
-    return path
-
-
-def free_port() -> int:
-    """Return a TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Return the path of a Prometheus binary; skip (or fail, when servers are required)."""
+    return _require_binary(name, "install Prometheus to run this test")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -1,0 +1,306 @@
+"""The operator's command line: ``python -m resilience COMMAND [NAME] --redis URL``.
+
+``status [NAME]`` shows every circuit breaker shared under a prefix (or one); ``open``,
+``close``, ``reset`` and ``disable NAME`` force a state on every process at once. The Redis
+URL comes from ``--redis`` or the ``REDIS_URL`` environment variable; a password in it is
+never printed.
+
+Exit status: 0 on success, 1 for an unknown breaker, 2 for bad usage, an unreachable
+Redis or refused credentials.
+
+Each subcommand is one ``_add_*(commands)`` function in ``_SUBCOMMANDS``: it adds its
+parser to ``commands`` (with ``parents=[_redis_options()]`` if it talks to Redis) and sets
+``run`` to a function of the parsed arguments returning the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from resilience._state import CircuitState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from resilience.redis import RedisStorage
+
+__all__ = ["main"]
+
+EXIT_OK: Final = 0
+EXIT_UNKNOWN: Final = 1
+EXIT_USAGE: Final = 2
+_TIMEOUT: Final = 5.0  # seconds to wait for Redis before calling it unreachable
+
+_FORCED: Final = {
+    "open": (CircuitState.FORCED_OPEN, "force a breaker open: every call is rejected"),
+    "close": (CircuitState.CLOSED, "close a breaker and clear its counts"),
+    "reset": (CircuitState.CLOSED, "the same as close"),
+    "disable": (CircuitState.DISABLED, "let every call pass and record nothing"),
+}
+
+
+class _Exit(Exception):  # noqa: N818  # a control-flow signal, not an error type
+    """Stop with an exit status and a message for stderr."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------------- secrets
+
+
+def _secrets(url: str) -> list[str]:
+    """Return the password in ``url`` as written and decoded, longest first."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    if not password:
+        return []
+    return sorted({password, unquote(password)}, key=len, reverse=True)
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return _scrub("<unparsable URL>", url)
+    if not password:
+        return url
+    userinfo = f"{parts.username or ''}:***"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+_USERINFO: Final = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
+
+
+def _scrub(text: str, url: str = "") -> str:
+    """Remove every trace of a password from ``text``: ``url``'s, and any URL's."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1***@", text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose error messages never show a password."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_scrub(message)}\n")
+
+
+# ---------------------------------------------------------------------- redis
+
+
+def _storage(args: argparse.Namespace) -> RedisStorage:
+    """Connect to the Redis of ``--redis``/``REDIS_URL`` and check that it answers."""
+    url: str | None = args.redis or os.environ.get("REDIS_URL")
+    if not url:
+        raise _Exit(EXIT_USAGE, "no Redis given: pass --redis URL or set REDIS_URL")
+    try:
+        import redis  # noqa: PLC0415  # only the Redis commands need it
+
+        from resilience.redis import RedisStorage  # noqa: PLC0415  # the same
+    except ImportError as exc:
+        raise _Exit(EXIT_USAGE, str(exc)) from None
+    shown = mask_url(url)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
+        storage = RedisStorage(client, prefix=args.prefix)
+    except (ValueError, TypeError) as exc:
+        raise _Exit(EXIT_USAGE, _scrub(f"bad Redis URL or prefix {shown}: {exc}", url)) from None
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        raise _Exit(
+            EXIT_USAGE, _scrub(f"Redis at {shown} refused the credentials: {exc}", url)
+        ) from None
+    except redis.ResponseError as exc:
+        if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+            raise _Exit(
+                EXIT_USAGE, _scrub(f"Redis at {shown} refused the credentials: {exc}", url)
+            ) from None
+        raise _Exit(EXIT_USAGE, _scrub(f"Redis at {shown} answered: {exc}", url)) from None
+    except (redis.RedisError, OSError) as exc:
+        raise _Exit(EXIT_USAGE, _scrub(f"cannot reach Redis at {shown}: {exc}", url)) from None
+    return storage
+
+
+def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn a Redis failure during ``run`` into exit status 2, without the password."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        import redis  # noqa: PLC0415  # only the Redis commands need it
+
+        url = args.redis or os.environ.get("REDIS_URL") or ""
+        try:
+            return run(args)
+        except ValueError as exc:  # a name that no breaker could have
+            raise _Exit(EXIT_USAGE, _scrub(str(exc), url)) from None
+        except (redis.RedisError, OSError) as exc:
+            raise _Exit(EXIT_USAGE, _scrub(f"Redis failed: {exc}", url)) from None
+
+    return guarded
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _when(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    return f"{stamp:%Y-%m-%d %H:%M:%S} UTC ({max(0.0, now - epoch):.0f}s ago)"
+
+
+def _printable(name: str) -> str:
+    return name if name.isprintable() else repr(name)
+
+
+def _status(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    names = [args.name] if args.name is not None else storage.names()
+    rows = []
+    for name in names:
+        stats = storage.read(name)
+        if stats is None:
+            if args.name is not None:
+                raise _Exit(
+                    EXIT_UNKNOWN,
+                    f"no circuit breaker named {name!r} under prefix {storage.prefix!r}",
+                )
+            continue  # expired between the scan and the read
+        rows.append(stats)
+    if args.json:
+        for stats in rows:
+            stats["state"] = stats["state"].value
+        _say(json.dumps(rows if args.name is None else rows[0], indent=2))
+        return EXIT_OK
+    if not rows:
+        _say(f"no circuit breakers under prefix {storage.prefix!r}")
+        return EXIT_OK
+    now = time.time()
+    table = [("NAME", "STATE", "FAILURE RATE", "CALLS", "SINCE")]
+    table.extend(
+        (
+            _printable(stats["name"]),
+            stats["state"].value,
+            "-" if stats["failure_rate"] is None else f"{stats['failure_rate']:.1%}",
+            str(stats["total_calls"]),
+            _when(stats["changed_at"], now),
+        )
+        for stats in rows
+    )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _force(args: argparse.Namespace) -> int:
+    storage = _storage(args)
+    state: CircuitState = args.state
+    before = storage.read(args.name)
+    after = storage.force(args.name, state, create=False) if before is not None else None
+    if before is None or after is None:
+        raise _Exit(
+            EXIT_UNKNOWN,
+            f"no circuit breaker named {args.name!r} under prefix {storage.prefix!r}",
+        )
+    was = before["state"].value
+    _say(f"circuit breaker {_printable(args.name)}: {was} -> {after.state.value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- the parser
+
+
+def _redis_options(*, main: bool = False) -> argparse.ArgumentParser:
+    """Options of every Redis command, accepted before or after the command.
+
+    Each parser gets its own copy (argparse shares a parent's actions, defaults and all):
+    the main parser's holds the defaults, the subcommands' leave them alone.
+    """
+    options = _Parser(add_help=False)
+    options.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None if main else argparse.SUPPRESS,
+        help="Redis URL, e.g. redis://:PASSWORD@127.0.0.1:6379/0 (default: $REDIS_URL)",
+    )
+    options.add_argument(
+        "--prefix",
+        default="resilience:" if main else argparse.SUPPRESS,
+        help="key prefix the breakers use (default: resilience:)",
+    )
+    return options
+
+
+def _add_status(commands: Any) -> None:
+    parser = commands.add_parser(
+        "status", parents=[_redis_options()], help="show every breaker, or one"
+    )
+    parser.add_argument("name", nargs="?", help="one breaker's name")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=_guarded(_status))
+
+
+def _add_forcing(commands: Any) -> None:
+    for command, (state, summary) in _FORCED.items():
+        parser = commands.add_parser(command, parents=[_redis_options()], help=summary)
+        parser.add_argument("name", help="the breaker's name")
+        parser.set_defaults(run=_guarded(_force), state=state)
+
+
+_SUBCOMMANDS: Final[list[Callable[[Any], None]]] = [
+    _add_status,
+    _add_forcing,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line's parser."""
+    parser = _Parser(
+        prog="python -m resilience",
+        description="See and force circuit breakers shared through Redis.",
+        parents=[_redis_options(main=True)],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _SUBCOMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except _Exit as stop:
+        sys.stderr.write(f"error: {_scrub(stop.message)}\n")
+        return stop.status
+
+
+def _run() -> NoReturn:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _run()

@@ -1,0 +1,557 @@
+"""A circuit breaker whose circuit lives in a ``BreakerStorage``, shared across processes.
+
+The breaker keeps its in-memory state machine as a cache of the shared state. Each reply
+from the storage (to an admission, a recorded outcome or an operator's order) is mirrored
+into it, and listeners hear the transitions this mirroring reveals. Admission is decided
+from that cache while it is fresh, so a closed circuit costs one round trip per call: the
+record of its outcome. A call is sent to the storage first when the cached state needs the
+storage's word (a half-open trial, a recovery time that has come) or when the cache is
+older than ``storage.refresh_after`` (``storage.cache_ttl`` when set).
+
+With ``storage.cache_ttl`` set, outcomes of a closed circuit are batched and sent by the
+first call after ``cache_ttl`` has passed, which also refreshes the cache.
+
+When the storage fails (it is down, slow or refuses), the call goes on under the local
+state machine, the breaker logs once, and every ``_PROBE_INTERVAL`` seconds one call asks
+the storage again; its first answer resyncs the cache.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Self, cast
+
+from resilience._breaker import (
+    _FAILURE,
+    _HALF_OPEN_FULL_RETRY_AFTER,
+    _IGNORED,
+    _UNRECORDED,
+    Change,
+    CircuitBreaker,
+    R,
+    _Settings,
+)
+from resilience._policies import ConsecutiveFailures, FailureRate
+from resilience._state import CircuitState
+from resilience._storage import BreakerStorage, StoredState
+from resilience._windows import CountWindow
+from resilience.exceptions import CircuitOpenError
+
+if TYPE_CHECKING:
+    import types
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["SharedBreaker", "storage_config"]
+
+logger = logging.getLogger("resilience")
+
+_CLOSED: Final = CircuitState.CLOSED
+_OPEN: Final = CircuitState.OPEN
+_HALF_OPEN: Final = CircuitState.HALF_OPEN
+_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
+_DISABLED: Final = CircuitState.DISABLED
+_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
+
+_PROBE_INTERVAL: Final = 1.0  # while the storage is unreachable, ask it again this often
+_BATCH_LIMIT: Final = 1000  # outcomes held before a batch is sent whatever its age
+_BACKOFF_SAMPLES: Final = 16  # trips of a backoff recovery_timeout sent to the storage
+
+_SUCCESS_CODES: Final = frozenset("sS")
+_FAILURE_CODES: Final = frozenset("fF")
+
+
+def storage_config(settings: _Settings, recovery: Callable[[int], float]) -> dict[str, Any]:
+    """Describe a breaker's policy in the serialisable form storages receive.
+
+    Raises:
+        TypeError: the policy is not one a storage can evaluate.
+    """
+    policy = settings.policy
+    config: dict[str, Any] = {
+        "success_threshold": settings.success_threshold,
+        "half_open_max_calls": settings.half_open_max_calls,
+        "recovery": (
+            [recovery(n) for n in range(1, _BACKOFF_SAMPLES + 1)]
+            if callable(settings.recovery_timeout)
+            else [settings.recovery_timeout]
+        ),
+    }
+    if isinstance(policy, ConsecutiveFailures):
+        config.update(
+            policy="consecutive",
+            threshold=policy.threshold,
+            window=None,
+            window_size=None,
+            minimum_calls=None,
+            slow_call_rate=None,
+        )
+    elif isinstance(policy, FailureRate):
+        window = policy.window
+        counted = isinstance(window, CountWindow)
+        config.update(
+            policy="rate",
+            threshold=policy.threshold,
+            window="count" if counted else "time",
+            window_size=window.size if isinstance(window, CountWindow) else window.seconds,
+            minimum_calls=(
+                min(policy.minimum_calls, window.size)
+                if isinstance(window, CountWindow)
+                else policy.minimum_calls
+            ),
+            slow_call_rate=policy.slow_call_rate,
+        )
+    else:
+        raise TypeError(
+            "a breaker with storage needs a ConsecutiveFailures or FailureRate policy, "
+            f"got policy={policy!r}"
+        )
+    return config
+
+
+@dataclass(slots=True)
+class _Request:
+    """One round trip to the storage, planned under the lock and sent outside it."""
+
+    admit: bool  # an admission; else a record
+    generation: int = -1
+    outcomes: str = ""
+    stale: str = ""
+    rejected: int = 0
+    count: str = ""  # outcomes to add to the local totals once the storage has them
+    ticket: int = _UNRECORDED  # the call whose outcome this is, for the local fallback
+    started: float | None = None
+
+
+class SharedBreaker(CircuitBreaker):
+    """A ``CircuitBreaker`` made with ``storage=``: one circuit for every process."""
+
+    __slots__ = (
+        "_batch",
+        "_batch_gen",
+        "_config",
+        "_down",
+        "_probe_at",
+        "_refresh",
+        "_rgen",
+        "_rgen_at",
+        "_stale",
+        "_storage",
+        "_synced",
+        "_unsent",
+    )
+
+    _storage: BreakerStorage
+
+    def _attach(self, storage: BreakerStorage) -> None:
+        if not isinstance(storage, BreakerStorage):
+            raise TypeError(
+                f"storage must be a BreakerStorage such as RedisStorage(...), got {storage!r}"
+            )
+        if self._name is None:
+            raise ValueError("name is required when storage is set, got name=None")
+        self._config = storage_config(self._settings, self._recovery)
+        self._storage = storage
+        self._refresh = storage.cache_ttl if storage.cache_ttl > 0 else storage.refresh_after
+        self._rgen = 0  # the storage's generation of the circuit ...
+        self._rgen_at = -1  # ... valid while the local generation is this one
+        self._synced = -math.inf  # the clock's time of the last reply
+        self._down = False
+        self._probe_at = 0.0
+        self._unsent = 0  # calls rejected from the cache, not yet reported
+        self._batch: list[str] = []  # outcomes of generation _batch_gen, not yet sent
+        self._batch_gen = -1
+        self._stale: list[str] = []  # outcomes of older generations, not yet sent
+
+    def _fast_allowed(self) -> bool:
+        return False  # every call must reach the storage
+
+    @property
+    def storage(self) -> BreakerStorage:
+        """The storage that shares this circuit."""
+        return self._storage
+
+    # ------------------------------------------------------------------ calling
+
+    async def _run_async(
+        self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        ticket = await self._acquire_async()
+        if isinstance(ticket, CircuitOpenError):
+            fallback = self._settings.fallback
+            if fallback is None:
+                raise ticket
+            answer = fallback(*args, **kwargs)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            return cast("R", answer)
+        started = self._settings.clock() if self._settings.timed else None
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as exc:
+            await self._record_async(ticket, self._exception_code(exc, started), started)
+            raise
+        await self._record_async(ticket, self._result_code(result, started), started)
+        return result
+
+    async def __aenter__(self) -> Self:
+        return self._enter_block(await self._acquire_async())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        ticket, started = self._exit_block()
+        code = self._slow_code("s", started) if exc is None else self._exception_code(exc, started)
+        await self._record_async(ticket, code, started)
+
+    # ------------------------------------------------------------------ primitives
+
+    def _acquire(self) -> int | CircuitOpenError:
+        step = self._admission()
+        while isinstance(step, _Request):
+            try:
+                reply = self._send(step)
+            except Exception as exc:
+                self._lost(exc, step)
+                step = None
+            else:
+                step = self._answered(step, reply)
+                if step is None:  # a flush refreshed the cache: decide again
+                    step = self._admission()
+        return super()._acquire() if step is None else step
+
+    async def _acquire_async(self) -> int | CircuitOpenError:
+        step = self._admission()
+        while isinstance(step, _Request):
+            try:
+                reply = await self._send_async(step)
+            except Exception as exc:
+                self._lost(exc, step)
+                step = None
+            else:
+                step = self._answered(step, reply)
+                if step is None:
+                    step = self._admission()
+        return super()._acquire() if step is None else step
+
+    def _succeeded(self, ticket: int, started: float | None) -> None:
+        self._record(ticket, self._slow_code("s", started), started)
+
+    def _failed(self, ticket: int, started: float | None) -> None:
+        self._record(ticket, self._slow_code("f", started), started)
+
+    def _ignored_call(self, ticket: int) -> None:
+        self._record(ticket, "i", None)
+
+    def _record(self, ticket: int, code: str, started: float | None) -> None:
+        step = self._recording(ticket, code, started)
+        if step is None:
+            return
+        try:
+            reply = self._send(step)
+        except Exception as exc:
+            self._lost(exc, step)
+            return
+        self._answered(step, reply)
+
+    async def _record_async(self, ticket: int, code: str, started: float | None) -> None:
+        step = self._recording(ticket, code, started)
+        if step is None:
+            return
+        try:
+            reply = await self._send_async(step)
+        except Exception as exc:
+            self._lost(exc, step)
+            return
+        self._answered(step, reply)
+
+    # ------------------------------------------------------------------ planning
+
+    def _admission(self) -> int | CircuitOpenError | _Request | None:
+        """Decide from the cache, plan the round trip that will decide, or None: go local."""
+        gen = self._gen  # before the state, which transitions write first
+        state = self.state  # observes a due OPEN -> HALF_OPEN change
+        now = self._settings.clock()
+        with self._lock:
+            if self._down:
+                if now < self._probe_at:
+                    return None
+                self._probe_at = now + _PROBE_INTERVAL  # this call probes; the others wait
+            elif now - self._synced < self._refresh:
+                if state is _CLOSED or state is _METRICS_ONLY:
+                    return gen
+                if state is _DISABLED:
+                    return _UNRECORDED
+                if state is _FORCED_OPEN or state is _OPEN:
+                    self._count_rejection()
+                    self._unsent += 1
+                    episode = self._episode
+                    retry_at = None if episode is None else episode.retry_at
+                    wait = None if retry_at is None else max(0.0, retry_at - now)
+                    return CircuitOpenError(self._name, state, wait)
+            step = self._flush() if self._batch or self._stale else None
+            if step is None:
+                step = _Request(admit=True, rejected=self._unsent)
+                self._unsent = 0
+            return step
+
+    def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
+        """Plan sending an outcome, or keep it (batched, or local while the storage is down)."""
+        if ticket == _UNRECORDED:
+            return None
+        if self._down:
+            self._record_locally(ticket, code, started)
+            return None
+        with self._lock:
+            current = ticket == self._gen and self._rgen_at == ticket
+            if self._storage.cache_ttl > 0 and not (current and self._state is _HALF_OPEN):
+                self._count(code)
+                if current:
+                    if self._batch_gen != self._rgen:
+                        self._stale.extend(self._batch)
+                        self._batch.clear()
+                        self._batch_gen = self._rgen
+                    self._batch.append(code)
+                else:
+                    self._stale.append(code)
+                if len(self._batch) + len(self._stale) < _BATCH_LIMIT:
+                    return None
+                return self._flush()
+            step = _Request(
+                admit=False,
+                generation=self._rgen if current else -1,
+                outcomes=code if current else "",
+                stale="" if current else code,
+                rejected=self._unsent,
+                count=code,
+                ticket=ticket,
+                started=started,
+            )
+            self._unsent = 0
+            return step
+
+    def _flush(self) -> _Request:
+        """Plan sending the batched outcomes (the lock is held)."""
+        step = _Request(
+            admit=False,
+            generation=self._batch_gen,
+            outcomes="".join(self._batch),
+            stale="".join(self._stale),
+            rejected=self._unsent,
+        )
+        self._batch.clear()
+        self._stale.clear()
+        self._unsent = 0
+        return step
+
+    # ------------------------------------------------------------------ round trips
+
+    def _send(self, step: _Request) -> StoredState:
+        storage, name = self._storage, cast("str", self._name)
+        if step.admit:
+            return storage.admit(name, self._config, rejected=step.rejected)
+        return storage.record(
+            name,
+            self._config,
+            generation=step.generation,
+            outcomes=step.outcomes,
+            stale=step.stale,
+            rejected=step.rejected,
+        )
+
+    async def _send_async(self, step: _Request) -> StoredState:
+        storage, name = self._storage, cast("str", self._name)
+        if step.admit:
+            return await storage.admit_async(name, self._config, rejected=step.rejected)
+        return await storage.record_async(
+            name,
+            self._config,
+            generation=step.generation,
+            outcomes=step.outcomes,
+            stale=step.stale,
+            rejected=step.rejected,
+        )
+
+    def _answered(self, step: _Request, reply: StoredState) -> int | CircuitOpenError | None:
+        """Mirror a reply; for an admission return the ticket or the error, else None."""
+        now = self._settings.clock()
+        with self._lock:
+            for code in step.count:
+                self._count(code)
+            change, back = self._mirror(reply, now)
+            ticket: int | None = None
+            if step.admit:
+                if not reply.admitted:
+                    self._count_rejection()
+                elif reply.state is _DISABLED:
+                    ticket = _UNRECORDED
+                else:
+                    ticket = self._gen
+        if back:
+            logger.info("circuit breaker %r: storage reachable again; state resynced", self._name)
+        self._notify(change)
+        if not step.admit:
+            return None
+        if ticket is not None:
+            return ticket
+        retry_after = reply.retry_after
+        if reply.state is _HALF_OPEN:
+            retry_after = _HALF_OPEN_FULL_RETRY_AFTER
+        return CircuitOpenError(self._name, reply.state, retry_after)
+
+    def _mirror(self, reply: StoredState, now: float) -> tuple[Change | None, bool]:
+        """Make the cache match the storage's state (the lock is held)."""
+        change = None
+        if reply.state is not self._state:
+            change = self._to(reply.state, now)
+        elif reply.generation != self._rgen or self._rgen_at != self._gen:
+            self._restart()
+        if reply.generation != self._batch_gen and self._batch:
+            self._stale.extend(self._batch)
+            self._batch.clear()
+        self._rgen = reply.generation
+        self._rgen_at = self._gen
+        episode = self._episode
+        if episode is not None:  # away from CLOSED: the storage knows the times
+            episode.retry_at = None if reply.retry_after is None else now + reply.retry_after
+            if reply.open_for is not None:
+                episode.since = now - reply.open_for
+        self._synced = now
+        if reply.shadow_trip:
+            extras = self._extras_dict()
+            extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
+            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
+        back, self._down = self._down, False
+        return change, back
+
+    def _lost(self, exc: Exception, step: _Request | None) -> None:
+        """Fall back to the local state machine after the storage failed."""
+        now = self._settings.clock()
+        with self._lock:
+            first = not self._down
+            self._down = True
+            self._probe_at = now + _PROBE_INTERVAL
+            self._batch.clear()  # counted locally already; the storage will not hear of them
+            self._stale.clear()
+            if step is not None:
+                self._unsent += step.rejected
+        if first:
+            logger.warning(
+                "circuit breaker %r cannot reach its storage (%s: %s); "
+                "using local state until it returns",
+                self._name,
+                type(exc).__name__,
+                exc,
+            )
+        if step is not None and step.count:
+            self._record_locally(step.ticket, step.count, step.started)
+
+    def _record_locally(self, ticket: int, code: str, started: float | None) -> None:
+        if code in _SUCCESS_CODES:
+            super()._succeeded(ticket, started)
+        elif code in _FAILURE_CODES:
+            super()._failed(ticket, started)
+        else:
+            super()._ignored_call(ticket)
+
+    def _count(self, code: str) -> None:
+        """Add one outcome to this process's totals (the lock is held)."""
+        if code in _SUCCESS_CODES:
+            self._last_ok = next(self._successes)
+        elif code in _FAILURE_CODES:
+            self._failures += 1
+        else:
+            self._ignored += 1
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _slow_code(self, code: str, started: float | None) -> str:
+        if started is not None and self._is_slow(started, self._settings.clock()):
+            return code.upper()
+        return code
+
+    def _exception_code(self, exc: BaseException, started: float | None) -> str:
+        outcome = self._settings.outcome_of(exc)
+        if outcome == _IGNORED:
+            return "i"
+        return self._slow_code("f" if outcome == _FAILURE else "s", started)
+
+    def _result_code(self, result: object, started: float | None) -> str:
+        predicate = self._settings.failure_on_result
+        failed = False
+        if predicate is not None:
+            try:
+                failed = bool(predicate(result))
+            except Exception:
+                logger.exception("failure_on_result of breaker %r raised", self._name)
+        return self._slow_code("f" if failed else "s", started)
+
+    # ------------------------------------------------------------------ operators, stats
+
+    def _operate(self, new: CircuitState) -> None:
+        try:
+            reply = self._storage.force(cast("str", self._name), new)
+        except Exception as exc:
+            self._lost(exc, None)
+            super()._operate(new)
+            return
+        if reply is None:  # a storage may refuse to create; ours never do here
+            super()._operate(new)
+            return
+        now = self._settings.clock()
+        with self._lock:
+            change, back = self._mirror(reply, now)
+        if back:
+            logger.info("circuit breaker %r: storage reachable again; state resynced", self._name)
+        self._notify(change)
+
+    def get_stats(self) -> dict[str, Any]:
+        """Return a snapshot of the shared circuit and of this process's calls.
+
+        As ``CircuitBreaker.get_stats()``, but ``state``, ``failure_count``,
+        ``success_count``, ``failure_rate``, ``slow_calls``, ``opened_at`` and
+        ``open_for`` are the shared circuit's (read from the storage: one round trip),
+        the ``total_*`` counts are this process's, ``fleet`` holds the totals of every
+        process, and ``storage`` is ``"ok"``, or ``"degraded"`` while the storage cannot
+        be reached and the local state stands in.
+        """
+        remote: dict[str, Any] | None = None
+        now = self._settings.clock()
+        if not self._down or now >= self._probe_at:
+            if self._down:
+                self._probe_at = now + _PROBE_INTERVAL  # one probe at a time
+            try:
+                remote = self._storage.read(cast("str", self._name))
+            except Exception as exc:
+                self._lost(exc, None)
+        if remote is not None:
+            reply = StoredState(
+                state=remote["state"],
+                generation=remote["generation"],
+                retry_after=remote["retry_after"],
+                open_for=remote["open_for"],
+                opened_at=remote["opened_at"],
+            )
+            now = self._settings.clock()
+            with self._lock:
+                change, back = self._mirror(reply, now)
+            if back:
+                logger.info(
+                    "circuit breaker %r: storage reachable again; state resynced", self._name
+                )
+            self._notify(change)
+        stats = super().get_stats()
+        if remote is not None:
+            for key in ("failure_count", "success_count", "failure_rate", "slow_calls"):
+                stats[key] = remote[key]
+            stats["opened_at"] = remote["opened_at"]
+            stats["fleet"] = {
+                key: value for key, value in remote.items() if key.startswith("total_")
+            }
+        stats["storage"] = "degraded" if self._down else "ok"
+        return stats
