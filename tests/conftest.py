@@ -36,7 +36,7 @@ def _fresh_default_registry() -> Iterator[None]:
 # a missing extra must fail there, not vanish.
 _EXTRA_TESTS = {
     "prometheus_client": ["test_metrics*.py", "test_monitoring_kit.py", "integration/*prometheus*"],
-    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*"],
+    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*", "integration/test_demo.py"],
 }
 collect_ignore_glob: list[str] = []
 if os.environ.get("RESILIENCE_REQUIRE_SERVERS") != "1":

@@ -1,4 +1,6 @@
-"""The operator's command line: ``python -m resilience COMMAND [NAME] --redis URL``.
+"""The command line: ``python -m resilience demo``, and the operator's commands.
+
+``demo`` runs a short live scenario (see ``resilience._demo``).
 
 ``status [NAME]`` shows every circuit breaker shared under a prefix (or one); ``open``,
 ``close``, ``reset`` and ``disable NAME`` force a state on every process at once. The Redis
@@ -269,7 +271,49 @@ def _add_forcing(commands: Any) -> None:
         parser.set_defaults(run=_guarded(_force), state=state)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from resilience._demo import run_demo  # noqa: PLC0415  # only the demo needs it
+
+    return run_demo(
+        port=args.port,
+        metrics=not args.no_metrics,
+        redis_url=args.redis or os.environ.get("REDIS_URL"),
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a whole number, got {text!r}") from None
+    if not 0 <= port <= 65535:  # noqa: PLR2004  # the TCP port range
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {port}")
+    return port
+
+
+def _add_demo(commands: Any) -> None:
+    parser = commands.add_parser(
+        "demo",
+        parents=[_redis_options()],
+        help="watch a dependency degrade, fail and recover behind a breaker, retry and timeout",
+        description=(
+            "Run a ten-second scenario: a simulated service degrades, fails and recovers "
+            "while requests reach it through a named circuit breaker, a retry with jitter "
+            "and a timeout. With --redis URL the breaker's state is shared through Redis."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=9464,
+        help="serve /metrics and /health on 127.0.0.1:PORT while it runs (0: any free port)",
+    )
+    parser.add_argument("--no-metrics", action="store_true", help="serve no metrics")
+    parser.set_defaults(run=_demo)
+
+
 _SUBCOMMANDS: Final[list[Callable[[Any], None]]] = [
+    _add_demo,
     _add_status,
     _add_forcing,
 ]
@@ -279,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command line's parser."""
     parser = _Parser(
         prog="python -m resilience",
-        description="See and force circuit breakers shared through Redis.",
+        description=("Run the demo, or see and force circuit breakers shared through Redis."),
         parents=[_redis_options(main=True)],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,0 +1,68 @@
+"""``python -m resilience demo`` runs the whole scenario as a user would and exits 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from redis_server import RedisServer
+
+DEMO = [sys.executable, "-m", "resilience", "demo"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DEMO, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.slow
+def test_demo_trips_recovers_and_serves_metrics() -> None:
+    """The demo shows the breaker open and close again, serves /metrics and /health, in < 15 s."""
+    started = time.monotonic()
+    result = _run("--port", "0")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "== breaker closed -> open ==" in out
+    assert "== breaker half_open -> closed ==" in out
+    assert "rejected at once: circuit open" in out
+    assert "retry 1 after" in out
+    assert "Summary" in out
+    assert 'GET /health  -> {"status": "ok", "open": []}' in out
+    assert 'resilience_circuit_breaker_state{name="demo.inventory",state="closed"} 1' in out
+    assert took < 15.0
+
+
+@pytest.mark.slow
+def test_demo_shares_its_breaker_through_redis(redis_server: RedisServer) -> None:
+    """With --redis the breaker lives in Redis, where the CLI can see it afterwards."""
+    result = _run("--no-metrics", "--redis", redis_server.url)
+    assert result.returncode == 0, result.stderr
+    assert "state: shared through Redis at redis://127.0.0.1" in result.stdout
+    assert "== breaker closed -> open ==" in result.stdout
+    assert "metrics:" not in result.stdout
+    status = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "resilience",
+            "status",
+            "demo.inventory",
+            "--redis",
+            redis_server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "demo.inventory" in status.stdout
+
+
+def test_demo_refuses_a_bad_port() -> None:
+    """A port outside 0..65535 is a usage error (exit 2) naming the value."""
+    result = _run("--port", "70000")
+    assert result.returncode == 2
+    assert "port must be in 0..65535, got 70000" in result.stderr
