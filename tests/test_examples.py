@@ -1,23 +1,120 @@
-"""Every example runs as a user would run it and exits 0."""
+"""Every example runs as a user would run it, exits 0 and tells what happened.
+
+Each example runs in a subprocess of this interpreter, with its real servers, threads and
+sockets on 127.0.0.1; the examples also check their own invariants with `assert`, so a run
+that exits 0 has held them.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+
+needs_httpx = pytest.mark.skipif(
+    importlib.util.find_spec("httpx") is None
+    and os.environ.get("RESILIENCE_REQUIRE_SERVERS") != "1",
+    reason="the HTTP client examples need httpx (pip install 'httpx>=0.27')",
+)
+
+
+def run_example(name: str) -> str:
+    """Run ``examples/NAME``, check it exits 0 with nothing on stderr, return its stdout."""
+    paths = [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def number(pattern: str, text: str) -> int:
+    """Return the integer captured by ``pattern`` in ``text``."""
+    match = re.search(pattern, text)
+    assert match is not None, f"{pattern!r} not in:\n{text}"
+    return int(match.group(1))
 
 
 def test_quickstart_runs() -> None:
     """``python examples/quickstart.py`` trips, recovers and prints its totals."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert "rejected without calling" in result.stdout
-    assert "half_open -> closed" in result.stdout
-    assert result.stderr == ""
+    out = run_example("quickstart.py")
+    assert "rejected without calling" in out
+    assert "half_open -> closed" in out
+
+
+@needs_httpx
+@pytest.mark.slow
+def test_http_client_honours_retry_after_opens_and_recovers() -> None:
+    """The httpx example waits out Retry-After, opens while the server is down, then closes."""
+    out = run_example("http_client.py")
+    assert "each retry waited at least 0.5 s" in out
+    assert "closed -> open" in out
+    assert "rejected by the breaker without a request" in out
+    assert "half_open -> closed" in out
+    assert "exceeds max_retry_after=60s" in out
+    assert number(r"the client sent (\d+) requests", out) == 7
+
+
+@needs_httpx
+@pytest.mark.slow
+def test_llm_client_is_not_banned() -> None:
+    """The careful LLM client gets every prompt answered and keeps its key; the naive one does not."""
+    out = run_example("llm_client.py")
+    assert re.search(r"sk-naive .* banned: yes", out)
+    assert re.search(r"sk-careful .* banned: no", out)
+    assert "10 prompts answered" in out
+    assert "0 ignoring a Retry-After" in out
+    assert number(r"the API received (\d+) requests for 30 prompts", out) == 5
+    assert "threshold 5, recovery 60 s" in out
+    assert "half_open -> closed" in out
+
+
+@pytest.mark.slow
+def test_asyncio_fanout_counts_add_up() -> None:
+    """The fan-out example's breaker sheds load while the dependency is down, and its counts add up."""
+    out = run_example("asyncio_fanout.py")
+    requests = number(r"(\d+) requests = ", out)
+    ok = number(r"= (\d+) ok", out)
+    failed = number(r"\+ (\d+) failed", out)
+    rejected = number(r"\+ (\d+) rejected\n", out)
+    assert requests == ok + failed + rejected == 700
+    down = number(r"(?m)^down .*?(\d+)$", out)
+    assert down < number(r"While the catalog was down, (\d+) requests", out)
+    assert "closed -> open" in out
+    assert out.rstrip().endswith("failures")
+    assert "half_open -> closed" in out
+
+
+@pytest.mark.slow
+def test_event_sink_buffers_during_outage_and_flushes() -> None:
+    """The event sink example buffers at full speed while the dashboard hangs, then flushes."""
+    out = run_example("event_sink.py")
+    assert "the first 3 events waited for the sink's 0.2 s timeout" in out
+    assert "buffer: 100 events (its capacity), 200 oldest dropped" in out
+    assert "flushed the buffer" in out
+    assert "600 events = 399 delivered + 201 dropped + 0 still buffered" in out
+    assert "the dashboard stored 399" in out
+
+
+@pytest.mark.slow
+def test_deadlines_stop_retries_and_refuse_late_calls() -> None:
+    """The deadlines example stops retrying before the deadline and refuses a late query."""
+    out = run_example("deadlines.py")
+    assert "waiting 0.400s more would pass the deadline" in out
+    assert "only 0.200 s left before the deadline, 0.3 s needed" in out
+    assert "neither the database nor the breaker saw it" in out
+    assert number(r"Breaker profile-db: (\d+) calls", out) == 3
