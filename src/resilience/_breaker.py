@@ -480,7 +480,7 @@ class CircuitBreaker:
                 raise
             self._last_ok = next(self._successes)
             return result
-        ticket = self._acquire()
+        ticket = await self._acquire_async()
         if isinstance(ticket, CircuitOpenError):
             fallback = self._settings.fallback
             if fallback is None:
@@ -493,9 +493,9 @@ class CircuitBreaker:
         try:
             result = await func(*args, **kwargs)
         except BaseException as exc:
-            self._finish_exception(ticket, exc, started)
+            await self._finish_exception_async(ticket, exc, started)
             raise
-        self._finish_result(ticket, result, started)
+        await self._finish_result_async(ticket, result, started)
         return result
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
@@ -539,7 +539,7 @@ class CircuitBreaker:
         raise RuntimeError("breaker block exited without being entered in this context")
 
     async def __aenter__(self) -> Self:
-        return self.__enter__()
+        return self._enter_block(await self._acquire_async())
 
     async def __aexit__(
         self,
@@ -547,7 +547,31 @@ class CircuitBreaker:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, traceback)
+        ticket, started = self._exit_block()
+        if exc is None:
+            await self._succeeded_async(ticket, started)
+        else:
+            await self._finish_exception_async(ticket, exc, started)
+
+    # The async forms call the primitives through these awaitable hooks, so a breaker
+    # whose state lives elsewhere (a SharedBreaker) can await its storage there. An
+    # in-memory breaker needs no await: they call the sync primitives.
+
+    async def _acquire_async(self) -> int | CircuitOpenError:
+        return self._acquire()
+
+    async def _succeeded_async(self, ticket: int, started: float | None) -> None:
+        self._succeeded(ticket, started)
+
+    async def _finish_exception_async(
+        self, ticket: int, exc: BaseException, started: float | None
+    ) -> None:
+        self._finish_exception(ticket, exc, started)
+
+    async def _finish_result_async(
+        self, ticket: int, result: object, started: float | None
+    ) -> None:
+        self._finish_result(ticket, result, started)
 
     # ------------------------------------------------------------------ primitives
 
@@ -700,15 +724,19 @@ class CircuitBreaker:
         else:
             self._ignored_call(ticket)
 
-    def _finish_result(self, ticket: int, result: object, started: float | None) -> None:
+    def _result_failed(self, result: object) -> bool:
+        """Whether ``failure_on_result`` marks ``result`` (a predicate that raises: no)."""
         predicate = self._settings.failure_on_result
-        failed = False
-        if predicate is not None:
-            try:
-                failed = bool(predicate(result))
-            except Exception:
-                logger.exception("failure_on_result of breaker %r raised", self._name)
-        if failed:
+        if predicate is None:
+            return False
+        try:
+            return bool(predicate(result))
+        except Exception:
+            logger.exception("failure_on_result of breaker %r raised", self._name)
+            return False
+
+    def _finish_result(self, ticket: int, result: object, started: float | None) -> None:
+        if self._result_failed(result):
             self._failed(ticket, started)
         else:
             self._succeeded(ticket, started)

@@ -18,11 +18,10 @@ the storage again; its first answer resyncs the cache.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Self, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience._breaker import (
     _FAILURE,
@@ -31,7 +30,6 @@ from resilience._breaker import (
     _UNRECORDED,
     Change,
     CircuitBreaker,
-    R,
     _Settings,
 )
 from resilience._policies import ConsecutiveFailures, FailureRate
@@ -41,8 +39,7 @@ from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
-    import types
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
 __all__ = ["SharedBreaker", "storage_config"]
 
@@ -175,39 +172,18 @@ class SharedBreaker(CircuitBreaker):
 
     # ------------------------------------------------------------------ calling
 
-    async def _run_async(
-        self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> R:
-        ticket = await self._acquire_async()
-        if isinstance(ticket, CircuitOpenError):
-            fallback = self._settings.fallback
-            if fallback is None:
-                raise ticket
-            answer = fallback(*args, **kwargs)
-            if inspect.isawaitable(answer):
-                answer = await answer
-            return cast("R", answer)
-        started = self._settings.clock() if self._settings.timed else None
-        try:
-            result = await func(*args, **kwargs)
-        except BaseException as exc:
-            await self._record_async(ticket, self._exception_code(exc, started), started)
-            raise
-        await self._record_async(ticket, self._result_code(result, started), started)
-        return result
+    async def _succeeded_async(self, ticket: int, started: float | None) -> None:
+        await self._record_async(ticket, self._slow_code("s", started), started)
 
-    async def __aenter__(self) -> Self:
-        return self._enter_block(await self._acquire_async())
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: types.TracebackType | None,
+    async def _finish_exception_async(
+        self, ticket: int, exc: BaseException, started: float | None
     ) -> None:
-        ticket, started = self._exit_block()
-        code = self._slow_code("s", started) if exc is None else self._exception_code(exc, started)
-        await self._record_async(ticket, code, started)
+        await self._record_async(ticket, self._exception_code(exc, started), started)
+
+    async def _finish_result_async(
+        self, ticket: int, result: object, started: float | None
+    ) -> None:
+        await self._record_async(ticket, self._result_code(result, started), started)
 
     # ------------------------------------------------------------------ primitives
 
@@ -482,14 +458,7 @@ class SharedBreaker(CircuitBreaker):
         return self._slow_code("f" if outcome == _FAILURE else "s", started)
 
     def _result_code(self, result: object, started: float | None) -> str:
-        predicate = self._settings.failure_on_result
-        failed = False
-        if predicate is not None:
-            try:
-                failed = bool(predicate(result))
-            except Exception:
-                logger.exception("failure_on_result of breaker %r raised", self._name)
-        return self._slow_code("f" if failed else "s", started)
+        return self._slow_code("f" if self._result_failed(result) else "s", started)
 
     # ------------------------------------------------------------------ operators, stats
 
