@@ -272,7 +272,7 @@ class CircuitBreaker:
     Raises:
         TypeError, ValueError: an option has the wrong type or is out of range.
 
-    Example:
+    Examples:
         >>> breaker = CircuitBreaker(failure_threshold=3, recovery_timeout=10.0, name="db")
         >>> @breaker
         ... def query() -> int:

@@ -42,7 +42,7 @@ class RetryBudget:
     Raises:
         TypeError, ValueError: an argument has the wrong type or is out of range.
 
-    Example:
+    Examples:
         >>> from resilience import RetryBudget, retry_with_backoff
         >>> budget = RetryBudget(ratio=0.1, min_per_second=1.0)
         >>> @retry_with_backoff(budget=budget, base_delay=0.0)

@@ -84,7 +84,7 @@ def deadline(seconds: float) -> _Deadline:
         TypeError: ``seconds`` is not a number (or is a ``bool``).
         ValueError: ``seconds`` is negative, NaN or infinite.
 
-    Example:
+    Examples:
         >>> with deadline(5.0):
         ...     assert 0 < remaining() <= 5.0
     """
@@ -122,7 +122,7 @@ def check_deadline(min_remaining: float = 0.0) -> float | None:
         TypeError: ``min_remaining`` is not a number (or is a ``bool``).
         ValueError: ``min_remaining`` is negative, NaN or infinite.
 
-    Example:
+    Examples:
         >>> from resilience import CircuitBreaker
         >>> breaker = CircuitBreaker()
         >>> with deadline(5.0):

@@ -164,7 +164,7 @@ class FailureRate(TripPolicy):
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
 
-    Example:
+    Examples:
         >>> policy = FailureRate(threshold=0.5, window=TimeWindow(30.0), minimum_calls=20)
     """
 

@@ -43,7 +43,7 @@ class BreakerRegistry:
     Raises:
         TypeError, ValueError: a default is not a valid breaker option.
 
-    Example:
+    Examples:
         >>> registry = BreakerRegistry(defaults={"failure_threshold": 3})
         >>> registry.get("payments") is registry.get("payments")
         True
@@ -166,7 +166,7 @@ def get_circuit_breaker(name: str, /, **config: Any) -> CircuitBreaker:
     Calling it twice with the same name returns the same breaker; passing options that
     differ from the existing breaker's raises ``ValueError`` rather than replacing it.
 
-    Example:
+    Examples:
         >>> breaker = get_circuit_breaker("inventory-api", failure_threshold=3)
         >>> breaker is get_circuit_breaker("inventory-api")
         True
@@ -202,7 +202,7 @@ def circuit_breaker(
     Raises:
         TypeError, ValueError: an option is invalid, or differs from the named breaker's.
 
-    Example:
+    Examples:
         >>> @circuit_breaker(failure_threshold=3, recovery_timeout=10.0)
         ... def fetch() -> str:
         ...     return "ok"

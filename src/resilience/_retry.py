@@ -648,7 +648,7 @@ def retry_with_backoff(
     Raises:
         TypeError, ValueError: an option is invalid (raised here, not at call time).
 
-    Example:
+    Examples:
         >>> attempts = []
         >>> @retry_with_backoff(max_retries=2, base_delay=0.0)
         ... def flaky() -> str:
@@ -711,7 +711,7 @@ def retry_on_failure(
         Exception: the last exception, when the retries give up.
         RetryError: ``retry_on_result`` still held after the last attempt.
 
-    Example:
+    Examples:
         >>> retry_on_failure(lambda: 42, max_retries=2)
         42
     """
@@ -885,7 +885,7 @@ class RetryContext:
     Raises:
         TypeError, ValueError: an option is invalid (raised here).
 
-    Example:
+    Examples:
         >>> calls = []
         >>> for attempt in RetryContext(max_retries=3, base_delay=0.0):
         ...     with attempt:
@@ -993,7 +993,7 @@ def retry_network_operation(func: Callable[P, R], /, *args: P.args, **kwargs: P.
     jittered exponential backoff from 1 s, capped at 30 s. For a coroutine function it
     returns an awaitable.
 
-    Example:
+    Examples:
         >>> retry_network_operation(lambda host: f"connected to {host}", "db.local")
         'connected to db.local'
     """
@@ -1011,7 +1011,7 @@ def retry_api_call(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
     date) is waited at least; a hint over 60 s gives up. For a coroutine function it
     returns an awaitable.
 
-    Example:
+    Examples:
         >>> retry_api_call(lambda: {"status": "ok"})
         {'status': 'ok'}
     """

@@ -114,7 +114,7 @@ def get_timeout(operation: str, default: float | None = None) -> float:
         ValueError: ``operation`` or ``default`` is out of range, or the environment variable
             is set but is not a finite number > 0 (the message names the variable).
 
-    Example:
+    Examples:
         >>> get_timeout("connect")
         10.0
         >>> get_timeout("resize_image", default=5.0)
@@ -156,7 +156,7 @@ def validate_timeout(
         ValueError: ``value`` is NaN, a bound is negative, NaN or infinite, or
             ``min_timeout > max_timeout``.
 
-    Example:
+    Examples:
         >>> validate_timeout(0)
         0.1
         >>> validate_timeout(float("inf"))
@@ -475,7 +475,7 @@ def timeout(seconds: float) -> _Timeout:
         TypeError: ``seconds`` is not a number (or is a ``bool``).
         ValueError: ``seconds`` is not > 0, or is NaN or infinite.
 
-    Example:
+    Examples:
         >>> import time
         >>> try:
         ...     with timeout(0.05):
@@ -676,7 +676,7 @@ def call_with_timeout(
         ValueError: ``seconds`` is not > 0, or is NaN or infinite.
         BaseException: whatever ``func`` raised, unchanged.
 
-    Example:
+    Examples:
         >>> call_with_timeout(sum, 1.0, [1, 2, 3])
         6
     """

@@ -6,7 +6,7 @@ counting retries from 1. Any callable of that shape works wherever a strategy is
 here add validation, a cap, jitter with an injectable random source, and arithmetic that
 never overflows however large ``n`` grows.
 
-Example:
+Examples:
     >>> from resilience.backoff import Constant, Exponential, Linear
     >>> [Constant(0.5)(n) for n in (1, 2, 3)]
     [0.5, 0.5, 0.5]
@@ -68,7 +68,7 @@ class Constant:
     Raises:
         TypeError, ValueError: ``delay`` is not a finite number >= 0.
 
-    Example:
+    Examples:
         >>> Constant(2.0)(5)
         2.0
     """
@@ -96,7 +96,7 @@ class Linear:
     Raises:
         TypeError, ValueError: an argument is not a finite number >= 0.
 
-    Example:
+    Examples:
         >>> [Linear(0.5, 0.5, max_delay=1.2)(n) for n in (1, 2, 3)]
         [0.5, 1.0, 1.2]
     """
@@ -141,7 +141,7 @@ class Exponential:
     Raises:
         TypeError, ValueError: an argument has the wrong type or is out of range.
 
-    Example:
+    Examples:
         >>> import random
         >>> strategy = Exponential(1.0, max_delay=30.0, jitter="full", rng=random.Random(7))
         >>> 0.0 <= strategy(3) <= 4.0

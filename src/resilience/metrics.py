@@ -354,7 +354,7 @@ def register_metrics(
         TypeError: ``registry`` or ``breakers`` has the wrong type.
         ValueError: ``registry`` already has other metrics with these names.
 
-    Example:
+    Examples:
         >>> from prometheus_client import CollectorRegistry, generate_latest
         >>> from resilience import BreakerRegistry
         >>> breakers = BreakerRegistry()
@@ -399,7 +399,7 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
     Returns:
         ``{"status": "ok" | "degraded", "open": [{"name", "state", "open_for"}, ...]}``.
 
-    Example:
+    Examples:
         >>> from resilience import BreakerRegistry
         >>> breakers = BreakerRegistry()
         >>> breakers.get("search").open()
@@ -571,7 +571,7 @@ def start_metrics_server(
         TypeError, ValueError: an argument is invalid.
         OSError: the address cannot be bound (e.g. the port is in use).
 
-    Example:
+    Examples:
         >>> from prometheus_client import CollectorRegistry
         >>> with start_metrics_server(port=0, registry=CollectorRegistry()) as server:
         ...     server.url.startswith("http://127.0.0.1:")

@@ -6,7 +6,7 @@ breaker name then shares one circuit. Each admission, batch of outcomes and oper
 order is one atomic Lua script call (loaded once, invoked by its hash), timed by the
 Redis server's clock. See docs/distributed.md for the guarantees and failure modes.
 
-Example:
+Examples:
     >>> import redis
     >>> from resilience import CircuitBreaker
     >>> from resilience.redis import RedisStorage

@@ -31,7 +31,7 @@ class FakeClock:
     Args:
         start: the time it reads first.
 
-    Example:
+    Examples:
         >>> clock = FakeClock()
         >>> clock.advance(2.5)
         >>> clock()
@@ -137,7 +137,7 @@ def instant_retries(func: Callable[P, R] | None = None, /) -> _InstantRetries | 
     code running in the process meanwhile. Uses may nest and overlap; sleeps resume when
     the last one ends.
 
-    Example:
+    Examples:
         >>> from resilience import retry_with_backoff
         >>> @retry_with_backoff(max_retries=2, base_delay=30.0)
         ... def flaky(calls: list[int]) -> int:
