@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import require_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 needs_httpx = pytest.mark.skipif(
@@ -118,3 +120,23 @@ def test_deadlines_stop_retries_and_refuse_late_calls() -> None:
     assert "only 0.200 s left before the deadline, 0.3 s needed" in out
     assert "neither the database nor the breaker saw it" in out
     assert number(r"Breaker profile-db: (\d+) calls", out) == 3
+
+
+@pytest.mark.slow
+def test_shared_breaker_example_opens_one_circuit_for_two_processes() -> None:
+    """A worker process trips the circuit; the main process is turned away; the CLI closes it."""
+    pytest.importorskip("redis")
+    require_binary("redis-server", "install Redis to run this example")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "shared_breaker.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    out = result.stdout
+    assert "[worker] the circuit is now open for every process" in out
+    assert "made no failing call itself" in out
+    assert "rejected at once: circuit open" in out
+    assert "circuit breaker payments-api: open -> closed" in out
+    assert "circuit 'payments-api' is closed again" in out
