@@ -583,14 +583,14 @@ class CircuitBreaker:
             return gen
         if state is _DISABLED:
             return _UNRECORDED
-        now = self._settings.clock()
         episode = self._episode
         rejected = self._rejected
+        if state is _FORCED_OPEN and rejected is not None:
+            next(rejected)  # lock-free, like the OPEN rejection below
+            return CircuitOpenError(self._name, state, None)
+        now = self._settings.clock()
         if episode is not None and rejected is not None:
-            # Lock-free rejection while open or forced open: the common case of an outage.
-            if state is _FORCED_OPEN:
-                next(rejected)
-                return CircuitOpenError(self._name, state, None)
+            # Lock-free rejection while open: the common case of an outage.
             retry_at = episode.retry_at
             if state is _OPEN and retry_at is not None and now < retry_at:
                 next(rejected)
