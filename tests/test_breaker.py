@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 from typing import Any
 
@@ -706,3 +707,66 @@ def test_circuit_open_error_pickles(error: CircuitOpenError) -> None:
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301  # our own data
     assert (copy.name, copy.state, copy.retry_after) == (error.name, error.state, error.retry_after)
     assert str(copy) == str(error)
+
+
+def test_a_backoff_that_calls_into_breakers_does_not_deadlock() -> None:
+    """A recovery backoff runs outside every lock, so it may read any breaker's stats."""
+    import threading
+
+    others = [CircuitBreaker(name=f"stripe-{i}") for i in range(64)]
+    breaker: CircuitBreaker
+
+    def backoff(n: int) -> float:
+        for other in others:  # some share the breaker's lock stripe
+            other.get_stats()
+        breaker.get_stats()
+        return 5.0
+
+    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=backoff)
+    done = threading.Event()
+
+    def trip() -> None:
+        with pytest.raises(ConnectionError):
+            breaker.call(boom())
+        done.set()
+
+    thread = threading.Thread(target=trip, daemon=True)
+    thread.start()
+    assert done.wait(10), "the breaker deadlocked in its recovery backoff"
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_a_non_finite_backoff_waits_the_fallback(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backoff returning infinity or NaN is logged; the breaker waits 30 s instead."""
+    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=lambda n: math.inf, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="resilience"):
+        fail(breaker)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(lambda: None)
+    assert info.value.retry_after == pytest.approx(30.0)
+    assert "returned inf" in caplog.text
+
+
+def test_a_late_success_does_not_end_a_later_failure_run(clock: FakeClock) -> None:
+    """A call admitted before a trip that succeeds after the circuit closed again is stale."""
+    breaker = CircuitBreaker(failure_threshold=2, recovery_timeout=1.0, clock=clock)
+    breaker.__enter__()  # a slow call admitted while CLOSED
+    fail(breaker, 2)  # -> OPEN
+    clock.advance(1.0)
+    ok(breaker)  # the trial closes the circuit
+    fail(breaker)
+    breaker.__exit__(None, None, None)  # the slow call finally succeeds
+    assert breaker.get_stats()["failure_count"] == 1
+    fail(breaker)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_shadow_trips_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Metrics-only mode logs each trip it would have made."""
+    breaker = CircuitBreaker(failure_threshold=1, name="shadow")
+    breaker.metrics_only()
+    with caplog.at_level(logging.WARNING, logger="resilience"):
+        fail(breaker)
+    assert "circuit breaker 'shadow' would have opened (metrics-only mode)" in caplog.text

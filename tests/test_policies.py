@@ -18,6 +18,7 @@ from resilience import (
     FailureRate,
     TimeWindow,
 )
+from resilience._windows import bucket_count
 from resilience.testing import FakeClock
 
 
@@ -39,7 +40,7 @@ def test_count_window_totals_match_the_last_n_calls(
 
 
 @given(
-    seconds=st.sampled_from([1.0, 2.5, 3.0, 10.0, 60.0]),
+    seconds=st.sampled_from([1.0, 2.5, 3.0, 10.0, 60.0, 300.0, 86400.0]),
     steps=st.lists(
         st.tuples(st.floats(0, 4, allow_nan=False), st.booleans(), st.booleans()), max_size=80
     ),
@@ -47,9 +48,9 @@ def test_count_window_totals_match_the_last_n_calls(
 def test_time_window_totals_match_a_recount(
     seconds: float, steps: list[tuple[float, bool, bool]]
 ) -> None:
-    """A time window holds exactly the calls of its ``ceil(seconds)`` latest buckets."""
+    """A time window holds exactly the calls of its latest ``bucket_count(seconds)`` buckets."""
     ring = TimeWindow(seconds)._ring()
-    count = math.ceil(seconds)
+    count = bucket_count(seconds)
     width = seconds / count
     now = 100.0
     seen: list[tuple[float, bool, bool]] = []

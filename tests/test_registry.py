@@ -175,3 +175,32 @@ def test_circuit_breaker_decorator_with_name_shares_the_registry_breaker() -> No
     assert asyncio.run(g()) == "ok"
     with pytest.raises(ValueError, match="failure_threshold"):
         circuit_breaker(name="shared", failure_threshold=9)
+
+
+def test_options_for_an_existing_breaker_are_type_checked() -> None:
+    """3.0 or True are TypeErrors even when they equal the existing breaker's 3 or 1."""
+    registry = BreakerRegistry(defaults={"failure_threshold": 3})
+    registry.get("a")
+    with pytest.raises(TypeError, match=r"failure_threshold must be an int, got 3\.0"):
+        registry.get("a", failure_threshold=3.0)
+    registry.get("b", failure_threshold=1)
+    with pytest.raises(TypeError, match="failure_threshold must be an int, got True"):
+        registry.get("b", failure_threshold=True)
+    with pytest.raises(TypeError, match="unknown circuit breaker option 'fast'"):
+        registry.get("a", fast=True)
+
+
+def test_a_long_time_window_stays_small() -> None:
+    """A day-long window keeps at most 120 buckets, and a reset reuses them."""
+    import tracemalloc
+
+    from resilience import FailureRate, TimeWindow
+
+    tracemalloc.start()
+    breaker = CircuitBreaker(policy=FailureRate(window=TimeWindow(86400.0)))
+    size = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert size < 50_000
+    breaker.reset()
+    breaker.open()
+    assert breaker.get_stats()["state"] == "forced_open"

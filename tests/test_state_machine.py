@@ -25,6 +25,7 @@ from resilience import (
     TimeWindow,
     TripPolicy,
 )
+from resilience._windows import bucket_count
 from resilience.testing import FakeClock
 
 RECOVERY = 5.0
@@ -88,7 +89,7 @@ class Model:
     def in_window(self) -> list[tuple[float, bool, bool]]:
         policy = self.policy
         if isinstance(policy, FailureRate) and isinstance(policy.window, TimeWindow):
-            count = math.ceil(policy.window.seconds)
+            count = bucket_count(policy.window.seconds)
             width = policy.window.seconds / count
             current = math.floor(self.now / width)
             return [c for c in self.window if math.floor(c[0] / width) > current - count]

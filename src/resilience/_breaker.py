@@ -25,6 +25,7 @@ import contextvars
 import inspect
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -75,6 +76,8 @@ _TRANSITION_KEYS: Final = tuple("to_" + state.value for state in CircuitState)
 _NO_TRANSITIONS: Final = (0,) * len(_TRANSITION_KEYS)
 
 _UNRECORDED: Final = -1  # the ticket of a call admitted while DISABLED
+# What _trip returns for a trip that metrics-only mode only counts: not a state change.
+_SHADOW_TRIP: Final = (CircuitState.METRICS_ONLY, CircuitState.OPEN)
 _HALF_OPEN_FULL_RETRY_AFTER: Final = 0.5  # trial calls are short; look again soon
 _FALLBACK_RECOVERY: Final = 30.0
 
@@ -293,6 +296,7 @@ class CircuitBreaker:
         "_listeners",
         "_lock",
         "_name",
+        "_next_wait",
         "_rejected",
         "_settings",
         "_state",
@@ -382,6 +386,8 @@ class CircuitBreaker:
         self._episode: _Episode | None = None
         self._listeners: tuple[Listener, ...] = ()
         self._extras: dict[str, int] | None = None
+        self._next_wait: float | None = None  # a backoff recovery_timeout's next value
+        self._prepare_next_wait()
 
     # ------------------------------------------------------------------ properties
 
@@ -437,7 +443,9 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            self._last_ok = next(self._successes)
+            drawn = next(self._successes)
+            if gen == self._gen:  # a call from before a transition cannot end a new run
+                self._last_ok = drawn
             return result
         ticket = self._acquire()
         if isinstance(ticket, CircuitOpenError):
@@ -478,7 +486,9 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            self._last_ok = next(self._successes)
+            drawn = next(self._successes)
+            if gen == self._gen:  # a call from before a transition cannot end a new run
+                self._last_ok = drawn
             return result
         ticket = await self._acquire_async()
         if isinstance(ticket, CircuitOpenError):
@@ -642,19 +652,22 @@ class CircuitBreaker:
         """Record a successful call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
             return
-        if started is None and (
-            ticket != self._gen
-            or (self._state is not _HALF_OPEN and not self._tracker.counts_successes)
-        ):
-            self._last_ok = next(self._successes)
+        if ticket != self._gen:
+            next(self._successes)  # counted, but it cannot steer the state it outlived
+            return
+        if started is None and self._state is not _HALF_OPEN and not self._tracker.counts_successes:
+            drawn = next(self._successes)
+            if ticket == self._gen:
+                self._last_ok = drawn
             return
         now = self._settings.clock()
         change = None
         lock = self._lock
         lock.acquire()
         try:
-            self._last_ok = next(self._successes)
+            drawn = next(self._successes)
             if ticket == self._gen:
+                self._last_ok = drawn
                 state = self._state
                 episode = self._episode
                 if state is _HALF_OPEN and episode is not None:
@@ -678,9 +691,8 @@ class CircuitBreaker:
         """Record a failed call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
             return
-        clock = self._settings.clock
-        # The clock is read only when it matters: a timed policy, or a transition.
-        now = clock() if started is not None else None
+        # Read before the lock: the clock may be the user's code.
+        now = self._settings.clock()
         change = None
         lock = self._lock
         lock.acquire()
@@ -692,14 +704,14 @@ class CircuitBreaker:
                     episode = self._episode
                     if episode is not None:
                         episode.trial_running -= 1
-                    change = self._to(_OPEN, clock() if now is None else now)
+                    change = self._to(_OPEN, now)
                 elif (state is _CLOSED or state is _METRICS_ONLY) and self._tracker.record(
-                    0.0 if now is None else now,
+                    now,
                     self._last_ok,
                     True,  # noqa: FBT003  # positional: the tracker's hot call
-                    now is not None and self._is_slow(started, now),
+                    self._is_slow(started, now),
                 ):
-                    change = self._trip(clock() if now is None else now)
+                    change = self._trip(now)
         finally:
             lock.release()
         if change is not None:
@@ -764,8 +776,7 @@ class CircuitBreaker:
             extras = self._extras_dict()
             extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
             self._restart()
-            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
-            return None
+            return _SHADOW_TRIP  # logged by _notify, outside the lock
         return self._to(_OPEN, now)
 
     def _restart(self) -> None:
@@ -790,7 +801,11 @@ class CircuitBreaker:
                 episode = self._episode = _Episode(now)
             if new is _OPEN:
                 episode.trips += 1
-                episode.retry_at = now + self._recovery(episode.trips)
+                # A backoff was evaluated ahead, outside the lock (see _notify).
+                wait = self._next_wait
+                episode.retry_at = now + (
+                    wait if wait is not None else cast("float", self._settings.recovery_timeout)
+                )
             elif new is _FORCED_OPEN:
                 episode.retry_at = None
         else:
@@ -804,11 +819,12 @@ class CircuitBreaker:
         return old, new
 
     def _recovery(self, trips: int) -> float:
+        """Return the wait after trip ``trips``; a backoff runs here, never under the lock."""
         timeout = self._settings.recovery_timeout
         if not callable(timeout):
             return timeout
         try:
-            return max(0.0, float(timeout(trips)))
+            wait = float(timeout(trips))
         except Exception:
             logger.exception(
                 "recovery_timeout backoff of breaker %r raised; waiting %ss",
@@ -816,6 +832,24 @@ class CircuitBreaker:
                 _FALLBACK_RECOVERY,
             )
             return _FALLBACK_RECOVERY
+        if not math.isfinite(wait):
+            logger.error(
+                "recovery_timeout backoff of breaker %r returned %r; waiting %ss",
+                self._name,
+                wait,
+                _FALLBACK_RECOVERY,
+            )
+            return _FALLBACK_RECOVERY
+        return max(0.0, wait)
+
+    def _prepare_next_wait(self) -> None:
+        """Evaluate a backoff ``recovery_timeout`` for the next trip, outside the lock.
+
+        Two trips so close together that this has not run between them share one value.
+        """
+        if callable(self._settings.recovery_timeout):
+            episode = self._episode
+            self._next_wait = self._recovery(1 if episode is None else episode.trips + 1)
 
     def _extras_dict(self) -> dict[str, int]:
         extras = self._extras
@@ -827,7 +861,12 @@ class CircuitBreaker:
         """Log a transition and tell the listeners, outside the lock."""
         if change is None:
             return
+        if change is _SHADOW_TRIP:
+            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
+            return
         old, new = change
+        if new is _OPEN or new is _CLOSED:
+            self._prepare_next_wait()
         level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
         logger.log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
         for listener in self._listeners:
@@ -913,9 +952,8 @@ class CircuitBreaker:
         ``transitions`` (entries into each state, by the state's value).
         """
         state = self.state  # observes a due OPEN -> HALF_OPEN change first
-        clock = self._settings.clock
+        now = self._settings.clock()  # read before the lock: the clock may be user code
         with self._lock:
-            now = clock()
             state = self._state
             successes = _read_count(self._successes)
             rejected = 0 if self._rejected is None else _read_count(self._rejected)
@@ -958,9 +996,9 @@ class CircuitBreaker:
         """
         if self._state is _OPEN:
             self.state  # noqa: B018  # observes a due OPEN -> HALF_OPEN change first
+        now = self._settings.clock()
         with self._lock:
             state = self._state
-            now = self._settings.clock()
             rate = None if state is _HALF_OPEN else self._tracker.counts(now, self._last_ok)[2]
             rejected = 0 if self._rejected is None else _read_count(self._rejected)
             totals = (_read_count(self._successes), self._failures, rejected, self._ignored)

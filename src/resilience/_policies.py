@@ -135,7 +135,7 @@ class _RateTracker(_Tracker):
         return rate is not None and ring.slow / calls >= rate
 
     def restart(self, successes: int) -> None:  # noqa: ARG002  # counts its own successes
-        self._ring = self._policy.window._ring()  # noqa: SLF001  # windows and policies are one unit
+        self._ring.clear()  # in place: transitions happen under the breaker's lock
 
     def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:  # noqa: ARG002  # counts its own successes
         ring = self._ring

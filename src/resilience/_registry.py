@@ -100,6 +100,12 @@ class BreakerRegistry:
             finally:
                 lock.release()
         if config:
+            # Validate as for a new breaker first: 3.0 or True must be a TypeError even
+            # where they compare equal to the existing breaker's 3 or 1.
+            unknown = config.keys() - _OPTIONS
+            if unknown:
+                raise TypeError(f"unknown circuit breaker option {min(unknown)!r}")
+            _Settings.build(**{**self._defaults, **config})
             _check_same(breaker, config)
         if storage is not None and getattr(breaker, "storage", None) is not storage:
             raise ValueError(
@@ -142,11 +148,13 @@ class BreakerRegistry:
         return f"<BreakerRegistry of {len(self)} breakers>"
 
 
+# The options a caller may pass; the rest of _Settings is derived from them.
+_OPTIONS = frozenset(_Settings.__dataclass_fields__) - {"timed", "slow_after", "fast"}
+
+
 def _check_same(breaker: CircuitBreaker, config: Mapping[str, Any]) -> None:
     settings = breaker._settings  # noqa: SLF001  # the registry and the breaker are one unit
     for option, value in config.items():
-        if option not in _Settings.__dataclass_fields__ or option in {"timed", "slow_after"}:
-            raise TypeError(f"unknown circuit breaker option {option!r}")
         current = getattr(settings, option)
         wanted = settings.effective(option, value)
         if wanted != current:

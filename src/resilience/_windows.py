@@ -16,6 +16,12 @@ __all__ = ["CountWindow", "TimeWindow"]
 
 _FAILED = 1
 _SLOW = 2
+MAX_BUCKETS = 120  # a long TimeWindow gets wider buckets, not more of them
+
+
+def bucket_count(seconds: float) -> int:
+    """How many buckets a ``TimeWindow(seconds)`` keeps: one a second, at most 120."""
+    return min(math.ceil(seconds), MAX_BUCKETS)
 
 
 class _Ring:
@@ -31,6 +37,10 @@ class _Ring:
     def advance(self, now: float) -> None:
         """Drop what has left the window by ``now``."""
 
+    def clear(self) -> None:
+        """Forget every call, keeping the memory."""
+        raise NotImplementedError
+
     def add(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001  # positional on the hot path
         """Record one call's outcome at ``now``."""
         raise NotImplementedError
@@ -43,6 +53,11 @@ class _CountRing(_Ring):
         super().__init__()
         # One byte per call: bit 0 failed, bit 1 slow. Cells past `calls` are unused.
         self._cells = bytearray(size)
+        self._next = 0
+
+    def clear(self) -> None:
+        # Cells past `calls` are never read, so forgetting is resetting the totals.
+        self.calls = self.failures = self.slow = 0
         self._next = 0
 
     def add(self, now: float, failed: bool, slow: bool) -> None:  # noqa: FBT001, ARG002  # positional (hot path); time-free window
@@ -65,11 +80,17 @@ class _TimeRing(_Ring):
 
     def __init__(self, seconds: float) -> None:
         super().__init__()
-        count = math.ceil(seconds)
+        count = bucket_count(seconds)
         self._width = seconds / count
         # Each bucket: [calls, failures, slow]; bucket k covers [k*width, (k+1)*width).
         self._buckets = [[0, 0, 0] for _ in range(count)]
         self._head: int | None = None
+
+    def clear(self) -> None:
+        for bucket in self._buckets:
+            bucket[0] = bucket[1] = bucket[2] = 0
+        self.calls = self.failures = self.slow = 0
+        self._head = None
 
     def _drop(self, bucket: list[int]) -> None:
         self.calls -= bucket[0]
@@ -127,10 +148,12 @@ class CountWindow:
 
 @dataclass(frozen=True, slots=True)
 class TimeWindow:
-    """A window of the calls made in the last ``seconds``, kept in one-second buckets.
+    """A window of the calls made in the last ``seconds``, kept in a ring of buckets.
 
-    The window's edge moves a bucket at a time: the calls counted at ``now`` are those in
-    the ``ceil(seconds)`` most recent buckets, each ``seconds / ceil(seconds)`` long.
+    The ring has ``n = min(ceil(seconds), 120)`` buckets, each ``seconds / n`` long (one
+    second for windows up to two minutes), so memory stays small whatever the length. The
+    window's edge moves a bucket at a time: the calls counted at ``now`` are those in the
+    ``n`` most recent buckets.
 
     Args:
         seconds: the window's length, a finite number >= 1.
