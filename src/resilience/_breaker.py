@@ -22,7 +22,6 @@ when it comes back, which keeps a closed breaker small.
 from __future__ import annotations
 
 import contextvars
-import inspect
 import itertools
 import logging
 import math
@@ -496,6 +495,8 @@ class CircuitBreaker:
             if fallback is None:
                 raise ticket
             answer = fallback(*args, **kwargs)
+            import inspect  # noqa: PLC0415  # loaded by asyncio already; kept off import time
+
             if inspect.isawaitable(answer):
                 answer = await answer
             return cast("R", answer)

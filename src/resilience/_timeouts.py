@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import inspect
 import itertools
 import math
 import os
@@ -681,6 +680,8 @@ def call_with_timeout(
         6
     """
     check_callable("func", func)
+    import inspect  # noqa: PLC0415  # kept off import time
+
     if inspect.iscoroutinefunction(func):
         raise TypeError(
             f"func must be a plain function, got coroutine function {func!r}; "
