@@ -1,6 +1,8 @@
 import asyncio
 import dataclasses
+import enum
 import random
+import re
 import statistics
 import threading
 
@@ -213,10 +215,53 @@ def test_bad_arguments_are_refused_at_construction(make, error, words):
         make()
 
 
-def test_a_float_where_an_int_is_meant_is_not_accepted_as_n():
-    """A float n is not an attempt number."""
-    with pytest.raises(TypeError):
-        Exponential(1.0)(1.5)  # type: ignore[arg-type]
+_STRATEGIES = [
+    Constant(1.0),
+    Linear(1.0, 1.0),
+    Exponential(1.0),
+    Exponential(1.0, jitter="full"),
+    Exponential(1.0, jitter="decorrelated"),
+]
+_STRATEGY_IDS = ["constant", "linear", "exponential", "full-jitter", "decorrelated"]
+
+
+@pytest.mark.parametrize("strategy", _STRATEGIES, ids=_STRATEGY_IDS)
+@pytest.mark.parametrize(
+    ("n", "shown"),
+    [(True, "True"), (False, "False"), (1.0, "1.0"), (2.5, "2.5"), ("3", "'3'"), (None, "None")],
+    ids=["true", "false", "whole-float", "fraction", "str", "none"],
+)
+def test_an_n_that_is_not_an_int_is_refused_naming_it(strategy, n, shown):
+    """A bool, float or other non-int n raises TypeError naming n and the value."""
+    with pytest.raises(TypeError, match=f"^n must be an int, got {re.escape(shown)}$"):
+        strategy(n)
+
+
+@pytest.mark.parametrize(
+    "strategy", [*_STRATEGIES, Exponential(1.0).nominal], ids=[*_STRATEGY_IDS, "nominal"]
+)
+@pytest.mark.parametrize("n", [0, -1, -(10**400)], ids=["zero", "minus-one", "huge-negative"])
+def test_an_n_below_one_is_refused_naming_it(strategy, n):
+    """Retries count from 1: a smaller n raises ValueError naming n and the value."""
+    with pytest.raises(ValueError, match=r"^n must be >= 1, got -?[0-9]"):
+        strategy(n)
+
+
+def test_nominal_refuses_a_float_n():
+    """Exponential.nominal checks n like the strategy does."""
+    with pytest.raises(TypeError, match=r"n must be an int, got 1\.0"):
+        Exponential(1.0).nominal(1.0)  # type: ignore[arg-type]
+
+
+def test_an_int_subclass_is_a_valid_n():
+    """An int subclass (an IntEnum member, say) is an attempt number."""
+
+    class Attempt(enum.IntEnum):
+        SECOND = 2
+
+    assert Exponential(1.0)(Attempt.SECOND) == 2.0
+    assert Linear(1.0, 1.0)(Attempt.SECOND) == 2.0
+    assert Constant(1.0)(Attempt.SECOND) == 1.0
 
 
 def test_an_extreme_base_to_cap_ratio_does_not_overflow():

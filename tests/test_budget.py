@@ -2,6 +2,8 @@ import math
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resilience import RetryBudget, retry_with_backoff
 from resilience.testing import FakeClock
@@ -45,6 +47,107 @@ def test_attempts_leave_the_window_after_ten_seconds(clock):
     assert budget.stats() == {"first_attempts": 0, "retries": 0, "allowed": 0}
 
 
+@pytest.mark.parametrize(
+    "start",
+    [0.5, 0.1, 100.0, 123.456, 1e6 + 0.3],
+    ids=["half", "tenth", "whole", "fraction", "large"],
+)
+def test_an_attempt_counts_for_the_whole_half_open_window(start):
+    """An attempt at t counts at t + 9.999 and just under t + 10, and not at t + 10."""
+    clock = FakeClock(start)
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    budget._deposit()
+    clock.advance(9.999)
+    assert budget.stats()["first_attempts"] == 1
+    clock._now = math.nextafter(start + 10, -math.inf)  # the last float before t + 10
+    assert budget.stats()["first_attempts"] == 1
+    clock._now = start + 10
+    assert budget.stats()["first_attempts"] == 0
+
+
+def test_the_reviewers_case_is_counted_for_its_full_ten_seconds():
+    """An attempt at 0.5 is still counted at 10.0 (it was dropped a second early before)."""
+    clock = FakeClock(0.5)
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    budget._deposit()
+    clock.advance(9.5)
+    assert budget.stats() == {"first_attempts": 1, "retries": 0, "allowed": 1}
+
+
+def test_a_retry_leaves_the_window_at_its_own_time_plus_ten(clock):
+    """A retry spent at t frees its unit exactly at t + 10, not at a whole second."""
+    budget = RetryBudget(ratio=0.0, min_per_second=0.1, clock=clock)
+    clock.advance(0.25)
+    assert budget._withdraw()
+    clock.advance(9.7)
+    assert not budget._withdraw()
+    clock._now = math.nextafter(100.25 + 10, -math.inf)
+    assert not budget._withdraw()
+    clock._now = 100.25 + 10
+    assert budget._withdraw()
+
+
+def test_attempts_at_the_same_time_share_one_entry(clock):
+    """Memory grows with distinct times, not with attempts: equal readings merge."""
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
+    for _ in range(1000):
+        budget._deposit()
+    clock.advance(0.5)
+    budget._deposit()
+    assert len(budget._first.expiries) == 2
+    assert budget.stats()["first_attempts"] == 1001
+
+
+# Times a clock may read: whole seconds, fractions, and the awkward floats between.
+_steps = st.one_of(
+    st.just(0.0),
+    st.integers(min_value=0, max_value=12).map(float),
+    st.floats(min_value=0.0, max_value=12.0, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.1, 0.3, 9.999, 10.0, 1e-9]),
+)
+_operations = st.lists(
+    st.tuples(_steps, st.sampled_from(["deposit", "withdraw", "stats"])), max_size=80
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity=False),
+    ratio=st.sampled_from([0.0, 0.2, 0.5, 1.0, 3.0]),
+    floor=st.sampled_from([0.0, 0.1, 0.25, 1.0]),
+    operations=_operations,
+)
+def test_the_budget_matches_a_naive_list_of_timestamps(start, ratio, floor, operations):
+    """Over random fractional times, the budget agrees with lists filtered to (now - 10, now]."""
+    clock = FakeClock(start)
+    budget = RetryBudget(ratio=ratio, min_per_second=floor, clock=clock)
+    first: list[float] = []
+    retries: list[float] = []
+    for step, operation in operations:
+        clock.advance(step)
+        now = clock()
+
+        def live(times: list[float], now: float = now) -> list[float]:
+            return [t for t in times if now < t + 10]  # t in (now - 10, now], no rounding
+
+        first, retries = live(first), live(retries)
+        allowed = math.floor(ratio * len(first) + floor * 10)
+        if operation == "deposit":
+            budget._deposit()
+            first.append(now)
+        elif operation == "withdraw":
+            expected = len(retries) < allowed
+            assert budget._withdraw() is expected
+            if expected:
+                retries.append(now)
+        else:
+            assert budget.stats() == {
+                "first_attempts": len(first),
+                "retries": len(retries),
+                "allowed": allowed,
+            }
+
+
 def test_spent_retries_are_refunded_as_they_leave_the_window(clock):
     """Retries spent ten seconds ago no longer count against the budget."""
     budget = RetryBudget(ratio=0.0, min_per_second=0.1, clock=clock)
@@ -66,8 +169,8 @@ def test_a_long_pause_empties_the_window(clock):
     assert budget.stats()["first_attempts"] == 0
 
 
-def test_a_clock_stepping_back_counts_in_the_newest_second():
-    """An injected clock that goes back does not corrupt older buckets."""
+def test_a_clock_stepping_back_counts_at_the_newest_time():
+    """An injected clock that goes back is read as standing still."""
     clock = FakeClock(50.0)
     budget = RetryBudget(ratio=1.0, min_per_second=0.0, clock=clock)
     budget._deposit()

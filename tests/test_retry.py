@@ -170,12 +170,123 @@ def test_a_backoff_strategy_object_is_accepted(sleeps, clock):
     assert sleeps.delays == [1.0, 2.0, 3.0]
 
 
-def test_negative_or_nan_custom_delays_count_as_zero(clock):
-    """A custom backoff's negative or NaN delay is no delay at all."""
-    delays = iter([-1.0, float("nan")])
+@pytest.mark.parametrize("delay", [-1, -1.0, -0.5], ids=["int", "float", "fraction"])
+def test_negative_custom_delays_count_as_zero(clock, delay):
+    """A custom backoff's negative delay is no delay at all: the retries go on at once."""
     flaky = Flaky(2)
-    retry_with_backoff(backoff=lambda n: next(delays), sleep=never, clock=clock)(flaky)()
+    assert retry_with_backoff(backoff=lambda n: delay, sleep=never, clock=clock)(flaky)() == "ok"
     assert flaky.calls == 3
+
+
+_BAD_DELAYS = [None, "x", "1.5", float("nan"), float("inf"), -float("inf"), True, 10**400, object()]
+_BAD_DELAY_IDS = [
+    "none",
+    "str",
+    "numeric-str",
+    "nan",
+    "inf",
+    "minus-inf",
+    "bool",
+    "huge-int",
+    "object",
+]
+
+
+@pytest.mark.parametrize("delay", _BAD_DELAYS, ids=_BAD_DELAY_IDS)
+def test_a_backoff_returning_no_finite_number_re_raises_the_error_unchanged(clock, caplog, delay):
+    """A non-number, NaN or infinite delay stops retrying; the call's own error propagates."""
+    error = ConnectionError("down")
+    flaky = Flaky(5, error)
+    decorated = retry_with_backoff(backoff=lambda n: delay, sleep=never, clock=clock)(flaky)
+    with (
+        caplog.at_level(logging.ERROR, logger="resilience"),
+        pytest.raises(ConnectionError) as caught,
+    ):
+        decorated()
+    assert caught.value is error
+    assert flaky.calls == 1
+    assert "not a finite number of seconds" in caught.value.__notes__[0]
+    assert [r.name for r in caplog.records] == ["resilience"]
+    assert "backoff" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("delay", "shown"),
+    [
+        (None, "None"),
+        ("x", "'x'"),
+        (float("nan"), "nan"),
+        (float("inf"), "inf"),
+        (object(), "an object of type object"),
+    ],
+    ids=["none", "str", "nan", "inf", "object"],
+)
+def test_the_note_names_what_the_backoff_returned(clock, delay, shown):
+    """The note says what came back instead of a delay."""
+    flaky = Flaky(1)
+    with pytest.raises(ConnectionError) as caught:
+        retry_with_backoff(backoff=lambda n: delay, sleep=never, clock=clock)(flaky)()
+    assert f"the backoff strategy returned {shown}" in caught.value.__notes__[0]
+
+
+def test_a_backoff_whose_result_has_a_broken_repr_still_re_raises_the_error(clock):
+    """Describing the bad delay never calls its repr, so nothing replaces the error."""
+
+    class Weird:
+        def __repr__(self) -> str:
+            raise RuntimeError
+
+    error = ConnectionError("down")
+    with pytest.raises(ConnectionError) as caught:
+        retry_with_backoff(backoff=lambda n: Weird(), sleep=never, clock=clock)(Flaky(1, error))()
+    assert caught.value is error
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("delay", [None, float("inf")], ids=["none", "inf"])
+async def test_an_async_retry_with_a_bad_backoff_re_raises_the_error_unchanged(clock, delay):
+    """Coroutine functions stop the same way, without sleeping."""
+    error = ConnectionError("down")
+    flaky = Flaky(5, error)
+
+    async def never_async(seconds: float) -> None:
+        raise AssertionError(seconds)
+
+    decorated = retry_with_backoff(backoff=lambda n: delay, sleep=never_async, clock=clock)(
+        as_async(flaky)
+    )
+    with pytest.raises(ConnectionError) as caught:
+        await decorated()
+    assert caught.value is error
+    assert flaky.calls == 1
+
+
+def test_a_retry_context_with_a_bad_backoff_re_raises_the_error_unchanged(clock):
+    """In a RetryContext loop the block's error propagates after the first attempt."""
+    error = ConnectionError("down")
+    attempts = []
+
+    def run() -> None:
+        for attempt in RetryContext(backoff=lambda n: float("nan"), sleep=never, clock=clock):
+            with attempt:
+                attempts.append(attempt.number)
+                raise error
+
+    with pytest.raises(ConnectionError) as caught:
+        run()
+    assert caught.value is error
+    assert attempts == [1]
+
+
+def test_a_bad_backoff_while_retrying_a_result_raises_retry_error(clock):
+    """With retry_on_result, a bad delay gives up with RetryError holding the last result."""
+    decorated = retry_with_backoff(
+        backoff=lambda n: None, retry_on_result=lambda r: r is None, sleep=never, clock=clock
+    )(lambda: None)
+    with pytest.raises(RetryError) as caught:
+        decorated()
+    assert caught.value.attempts == 1
+    assert "not a finite number of seconds" in caught.value.__notes__[0]
 
 
 def test_a_raising_backoff_stops_retrying_and_is_logged(clock, caplog):

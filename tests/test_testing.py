@@ -1,11 +1,13 @@
-"""``resilience.testing.FakeClock``."""
+"""``resilience.testing``: ``FakeClock`` and ``instant_retries``."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from resilience.testing import FakeClock
+import pytest
+
+from resilience.testing import FakeClock, instant_retries
 
 
 def test_fake_clock_reads_and_advances() -> None:
@@ -53,3 +55,21 @@ def test_fake_clock_is_exact_under_threads() -> None:
     for thread in threads:
         thread.join()
     assert clock() == 8000.0
+
+
+@pytest.mark.parametrize("func", [5, None, "f"], ids=["int", "none", "str"])
+def test_instant_retries_refuses_a_non_callable_at_decoration(func: object) -> None:
+    """``instant_retries(5)`` raises TypeError naming func at once, not when called."""
+    with pytest.raises(TypeError, match=f"^func must be callable, got {func!r}$"):
+        instant_retries()(func)  # type: ignore[arg-type]
+
+
+def test_instant_retries_refuses_a_non_callable_positional_argument() -> None:
+    """The bare form checks its argument too."""
+    with pytest.raises(TypeError, match=r"^func must be callable, got 5$"):
+        instant_retries(5)  # type: ignore[call-overload]
+
+
+def test_instant_retries_still_decorates_callables() -> None:
+    """A callable (a class, say) is decorated and called as before."""
+    assert instant_retries(int)("7") == 7

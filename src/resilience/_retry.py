@@ -19,6 +19,8 @@ import email.utils
 import inspect
 import logging
 import math
+import numbers
+import reprlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -68,6 +70,7 @@ SyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
 AsyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
 """``await call_async(func, args, kwargs)``: the same for coroutine functions."""
 
+_INF: Final = math.inf
 _DEFAULT_BASE_DELAY: Final = 1.0
 _DEFAULT_MAX_DELAY: Final = 60.0
 _DEFAULT_EXPONENTIAL_BASE: Final = 2.0
@@ -130,6 +133,29 @@ def _number(value: object) -> float | None:
     if not seconds >= 0.0:  # negative or NaN
         return None
     return seconds
+
+
+def _seconds(value: object) -> float | None:
+    """Return a backoff's result as seconds to wait, or None if it is no finite number.
+
+    A negative number is no wait (0.0); a ``bool``, a string, NaN or an infinity is None.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):  # an int too large, a broken __float__
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _describe(value: object) -> str:
+    """Name a backoff's bad result for a log line and a note, without calling its repr."""
+    if value is None or type(value) in (float, str, bool):  # their repr cannot fail
+        return reprlib.repr(value)
+    return f"an object of type {type(value).__qualname__}"
 
 
 def _parse_retry_after(value: object) -> float | None:
@@ -334,15 +360,28 @@ class _Policy:
             self._stop(attempt, exc, result, start, f"max_retries={self.max_retries} reached")
             return None
         try:
-            delay = self.delay(attempt)
+            # Typed as a float, but a custom strategy may return anything.
+            returned: object = self.delay(attempt)
         except Exception:
             logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
             self._stop(attempt, exc, result, start, "the backoff strategy raised")
             return None
-        if type(delay) is not float:
-            delay = float(delay)
-        if not delay >= 0.0:  # a custom strategy's negative or NaN delay
-            delay = 0.0
+        delay: float | None
+        if type(returned) is float and 0.0 <= returned < _INF:  # the usual case, call-free
+            delay = returned
+        else:
+            delay = _seconds(returned)
+        if delay is None:  # a custom strategy's non-number, NaN or infinity
+            shown = _describe(returned)
+            logger.error(
+                "backoff %r of retry %r returned %s, not a finite number of seconds; not retrying",
+                self.delay,
+                self.name,
+                shown,
+            )
+            reason = f"the backoff strategy returned {shown}, not a finite number of seconds"
+            self._stop(attempt, exc, result, start, reason)
+            return None
         if exc is not None:
             # Any exception may carry a numeric `retry_after`; a preset may read more.
             raw = getattr(exc, "retry_after", None)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias, get_args
 
 from resilience._types import Backoff
-from resilience._validate import check_number
+from resilience._validate import check_int, check_number
 
 __all__ = ["Backoff", "Constant", "Exponential", "Jitter", "Linear"]
 
@@ -54,8 +54,11 @@ _PREVIOUS_LIMIT: Final = 64
 
 
 def _check_n(n: int) -> None:
-    if n < 1:
-        raise ValueError(f"n must be >= 1 (retries count from 1), got {n!r}")
+    """Refuse an ``n`` that is not an ``int`` >= 1 (a bool or a float included)."""
+    # The exact-type test keeps the common case to one comparison; check_int decides
+    # (and words the error) for everything else, int subclasses included.
+    if type(n) is not int or n < 1:
+        check_int("n", n, minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +191,13 @@ class Exponential:
 
     def __call__(self, n: int) -> float:
         """Return the delay before retry ``n`` (from 1), in ``[0, max_delay]``."""
+        if type(n) is not int or n < 1:
+            check_int("n", n, minimum=1)
         jitter = self.jitter
         if jitter == "decorrelated":
-            _check_n(n)
             return self._decorrelated(n)
         table = self._table
-        delay = table[n - 1] if 0 < n <= len(table) else self.nominal(n)
+        delay = table[n - 1] if n <= len(table) else self.nominal(n)
         if jitter == "none":
             return delay
         draw = (self.rng or _RANDOM).random()

@@ -9,7 +9,7 @@ import threading
 from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
 
 from resilience._retry import INSTANT
-from resilience._validate import check_number
+from resilience._validate import check_callable, check_number
 
 if TYPE_CHECKING:
     import types
@@ -100,7 +100,12 @@ class _InstantRetries:
         self.__exit__(exc_type, exc, traceback)
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
-        """Run every call of ``func`` (sync or async) with instant retries."""
+        """Run every call of ``func`` (sync or async) with instant retries.
+
+        Raises:
+            TypeError: ``func`` is not callable.
+        """
+        check_callable("func", func)
         if inspect.iscoroutinefunction(func):
 
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -136,6 +141,10 @@ def instant_retries(func: Callable[P, R] | None = None, /) -> _InstantRetries | 
     the block starts (thread pools included) retries instantly too, and so does any other
     code running in the process meanwhile. Uses may nest and overlap; sleeps resume when
     the last one ends.
+
+    Raises:
+        TypeError: ``func`` (or what ``@instant_retries()`` decorates) is not callable;
+            raised at decoration.
 
     Examples:
         >>> from resilience import retry_with_backoff
