@@ -13,10 +13,6 @@ has failed.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import email.utils
-import inspect
 import logging
 import math
 import numbers
@@ -125,6 +121,13 @@ class RetryState:
 # ---------------------------------------------------------------------- hints and filters
 
 
+async def _asyncio_sleep(seconds: float) -> None:
+    """``asyncio.sleep``, imported when async code first sleeps rather than at import."""
+    import asyncio  # noqa: PLC0415  # already loaded by then: the caller is async
+
+    await asyncio.sleep(seconds)
+
+
 def _number(value: object) -> float | None:
     """Return ``value`` as seconds if it is a real, non-negative, non-NaN number."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -171,6 +174,10 @@ def _parse_retry_after(value: object) -> float | None:
         pass
     else:
         return seconds if math.isfinite(seconds) and seconds >= 0.0 else None
+    # An HTTP date is rare; its parser is imported only when one turns up.
+    import datetime as dt  # noqa: PLC0415
+    import email.utils  # noqa: PLC0415
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -332,7 +339,7 @@ class _Policy:
             counter=None if name is None else counter_for(name),
             sleep=sleep,
             # The default sleep suits sync code; async code gets the event loop's.
-            asleep=asyncio.sleep if sleep is time.sleep else sleep,
+            asleep=_asyncio_sleep if sleep is time.sleep else sleep,
             clock=check_callable("clock", clock),
         )
 
@@ -584,6 +591,8 @@ class _Policy:
         delay: float,
     ) -> Any:
         """The same as ``_rest`` for coroutine functions, waiting without blocking."""
+        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
         attempt = 1
         while True:
             if delay > 0.0 and not INSTANT.depth:
@@ -613,6 +622,8 @@ class _Policy:
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Wrap ``func`` (sync or async) so every call runs under this policy."""
+        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
         if inspect.iscoroutinefunction(self.sleep) and not inspect.iscoroutinefunction(func):
             raise TypeError(
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
@@ -855,6 +866,8 @@ class _Run:
         delay = self._pending_delay() if self._current is None and not self._done else 0.0
         if delay > 0.0:
             pending = self._policy.sleep(delay)
+            import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
             if inspect.isawaitable(pending):
                 if inspect.iscoroutine(pending):
                     pending.close()
@@ -874,6 +887,8 @@ class _Run:
         delay = self._pending_delay() if self._current is None and not self._done else 0.0
         if delay > 0.0:
             pending = self._policy.asleep(delay)
+            import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
             if inspect.isawaitable(pending):
                 await pending
         attempt = self._begin()
@@ -1020,6 +1035,8 @@ def _run_preset(
 ) -> Any:
     if not callable(func):
         raise TypeError(f"func must be callable, got {func!r}")
+    import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
     if inspect.iscoroutinefunction(func):
         return policy.call_async(func, args, kwargs)
     return policy.call(func, args, kwargs)
