@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import statistics
 import subprocess
 import sys
 import threading
 import time
-import timeit
 import tracemalloc
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,25 +26,64 @@ import resilience
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-REPEAT = 5
+REPEAT = 9
 
 
-def _best_ns(stmt: Callable[[], object], number: int) -> float:
-    """Best-of-REPEAT nanoseconds per call of ``stmt``."""
+def _per_call(body: Callable[[int], None], number: int) -> float:
+    """Nanoseconds per iteration of one ``body(number)`` run (it loops itself)."""
     gc.collect()
-    timer = timeit.Timer(stmt)
-    return min(timer.repeat(repeat=REPEAT, number=number)) / number * 1e9
+    start = time.perf_counter_ns()
+    body(number)
+    return (time.perf_counter_ns() - start) / number
 
 
-def _loop_ns(body: Callable[[int], None], number: int) -> float:
-    """Best-of-REPEAT ns per iteration of ``body(number)``, which loops itself."""
+def _paired(
+    body: Callable[[int], None], baseline: Callable[[int], None], number: int
+) -> tuple[float, float]:
+    """Time ``body`` and ``baseline`` in alternation, REPEAT rounds.
+
+    Returns the best ns per call of ``body`` and the median of the per-round ratios: this
+    machine's speed drifts (a virtual CPU), and a ratio taken within one round cancels the
+    drift where two separate bests would not.
+    """
     best = float("inf")
+    ratios = []
     for _ in range(REPEAT):
-        gc.collect()
-        start = time.perf_counter_ns()
-        body(number)
-        best = min(best, (time.perf_counter_ns() - start) / number)
-    return best
+        base = _per_call(baseline, number)
+        ns = _per_call(body, number)
+        best = min(best, ns)
+        ratios.append(ns / base)
+    return best, statistics.median(ratios)
+
+
+def _calls(func: Callable[[], object]) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            func()
+
+    return body
+
+
+def _raising(func: Callable[[], object]) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        for _ in range(n):
+            try:
+                func()
+            except Exception:  # every peer raises its own error type
+                pass
+
+    return body
+
+
+def _awaits(make_coro: Callable[[], Any]) -> Callable[[int], None]:
+    def body(n: int) -> None:
+        async def run() -> None:
+            for _ in range(n):
+                await make_coro()
+
+        asyncio.run(run())
+
+    return body
 
 
 def ok() -> int:
@@ -171,59 +210,6 @@ def _peers() -> list[Peer]:
 # --------------------------------------------------------------------------- scenarios
 
 
-def _rejection(peer: Peer, number: int) -> float:
-    # Through the decorator: circuitbreaker's call() does not check the state at all (only
-    # its decorator rejects), so call() would time a success for it, not a rejection.
-    call = peer.decorated(peer.opened())
-
-    def body(n: int) -> None:
-        for _ in range(n):
-            try:
-                call()
-            except Exception:  # every peer raises its own error type
-                pass
-
-    return _loop_ns(body, number)
-
-
-def _failure(peer: Peer, number: int) -> float:
-    breaker = peer.closed()
-    call = peer.failing(breaker)
-
-    def body(n: int) -> None:
-        for _ in range(n):
-            try:
-                call()
-            except ConnectionError:
-                pass
-
-    return _loop_ns(body, number)
-
-
-def _bare_failure(number: int) -> float:
-    def body(n: int) -> None:
-        for _ in range(n):
-            try:
-                boom()
-            except ConnectionError:
-                pass
-
-    return _loop_ns(body, number)
-
-
-def _async_ns(make_coro: Callable[[], Any], number: int) -> float:
-    async def body() -> float:
-        best = float("inf")
-        for _ in range(REPEAT):
-            start = time.perf_counter_ns()
-            for _ in range(number):
-                await make_coro()
-            best = min(best, (time.perf_counter_ns() - start) / number)
-        return best
-
-    return asyncio.run(body())
-
-
 def _threads_ratio(peer: Peer, calls: int) -> float:
     """Throughput with 8 threads on one breaker divided by throughput with one."""
     breaker = peer.closed()
@@ -243,9 +229,8 @@ def _threads_ratio(peer: Peer, calls: int) -> float:
             w.join()
         return per * threads / (time.perf_counter() - start)
 
-    one = max(run(1) for _ in range(3))
-    eight = max(run(8) for _ in range(3))
-    return eight / one
+    # Alternate the two, and take the median of the per-round ratios (see _paired).
+    return statistics.median(run(8) / run(1) for _ in range(REPEAT))
 
 
 def _bytes_per_breaker(make: Callable[[], Any], count: int = 10_000) -> float:
@@ -316,39 +301,41 @@ def main() -> None:
     n = 50_000 if args.quick else 300_000
     peers = _peers()
 
-    bare = _best_ns(ok, n)
+    bare = _calls(ok)
+    bare_await = _awaits(aok)
     lock = threading.Lock()
 
     def locked() -> None:
         with lock:
             pass
 
-    lock_ns = _best_ns(locked, n)
-    bare_fail = _bare_failure(n // 5)
-    bare_await = _async_ns(aok, n // 2)
+    def row(scenario: str, lib: str, body: Callable[[int], None], count: int) -> None:
+        baseline = bare_await if scenario.startswith("async") else bare
+        ns, ratio = _paired(body, baseline, count)
+        rows.append((scenario, lib, ns, ratio))
 
-    rows: list[tuple[str, str, float, float]] = [
-        ("bare call", "-", bare, 1.0),
-        ("bare `with threading.Lock()`", "-", lock_ns, lock_ns / bare),
-        ("bare raise + except", "-", bare_fail, bare_fail / bare),
-        ("bare `await`", "-", bare_await, 1.0),
-    ]
+    rows: list[tuple[str, str, float, float]] = []
+    row("bare call", "-", bare, n)
+    row("bare `with threading.Lock()`", "-", _calls(locked), n)
+    row("bare raise + except", "-", _raising(boom), n // 5)
+    row("async: bare `await`", "-", bare_await, n // 2)
     for peer in peers:
-        closed = peer.closed()
-        ns = _best_ns(peer.call(closed), n)
-        rows.append(("closed success, `call`", peer.name, ns, ns / bare))
-        ns = _best_ns(peer.decorated(peer.closed()), n)
-        rows.append(("closed success, decorator", peer.name, ns, ns / bare))
-        ns = _rejection(peer, n // 5)
-        rows.append(("open rejection, decorator (with the raise)", peer.name, ns, ns / bare))
-        ns = _failure(peer, n // 5)
-        rows.append(("failure recording (with the raise)", peer.name, ns, ns / bare))
+        row("closed success, `call`", peer.name, _calls(peer.call(peer.closed())), n)
+        row("closed success, decorator", peer.name, _calls(peer.decorated(peer.closed())), n)
+        # Rejections go through each decorator: circuitbreaker's call() does not check the
+        # state at all (only its decorator rejects), so call() would time a success for it.
+        opened = peer.decorated(peer.opened())
+        row("open rejection, decorator (with the raise)", peer.name, _raising(opened), n // 5)
+        failing = peer.failing(peer.closed())
+        row("failure recording (with the raise)", peer.name, _raising(failing), n // 5)
         if peer.has_async:
-            ns = _async_ns(peer.async_call(peer.closed()), n // 2)
-            rows.append(("async closed success (vs bare await)", peer.name, ns, ns / bare_await))
+            make = peer.async_call(peer.closed())
+            row("async: closed success (× bare await)", peer.name, _awaits(make), n // 2)
 
     print("\n## Per call\n")
-    print("| scenario | library | ns/call | × bare |")
+    print("Ratios: the median over rounds of (ns per call) / (ns per bare call, or bare await")
+    print("for async rows) timed right before it in the same round.\n")
+    print("| scenario | library | best ns/call | × bare |")
     print("|---|---|---:|---:|")
     for scenario, lib, ns, ratio in rows:
         print(f"| {scenario} | {lib} | {ns:,.0f} | {ratio:.1f}× |")

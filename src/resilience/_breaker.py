@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
@@ -429,10 +429,22 @@ class CircuitBreaker:
             CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
             BaseException: whatever ``func`` raises, unchanged.
         """
+        # The hot path again, as in _run: a frame fewer for the most used entry point.
+        gen = self._gen
+        if self._fast:
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                self._finish_exception(gen, exc, None)
+                raise
+            drawn = next(self._successes)
+            if gen == self._gen:
+                self._last_ok = drawn
+            return result
         return self._run(func, args, kwargs)
 
     def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        """Run one call; ``call`` and the decorator's wrapper both land here."""
+        """Run one call: the decorator's runner (``call`` inlines the same hot path)."""
         # Hot path: a closed circuit with a lock-free policy. Read the generation before
         # the mode, which transitions clear first and set last.
         gen = self._gen
@@ -461,18 +473,20 @@ class CircuitBreaker:
         self._finish_result(ticket, result, started)
         return result
 
-    async def call_async(
+    def call_async(
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    ) -> Coroutine[Any, Any, R]:
         """Await ``func(*args, **kwargs)`` through the breaker and return its result.
 
+        Use it as ``await breaker.call_async(func, ...)``; it hands back the coroutine of
+        the breaker's own runner rather than wrapping it in another, a frame less per call.
         A fallback may be a coroutine function or a plain one.
 
         Raises:
             CircuitOpenError: the circuit rejected the call and no ``fallback`` is set.
             BaseException: whatever ``func`` raises, unchanged.
         """
-        return await self._run_async(func, args, kwargs)
+        return self._run_async(func, args, kwargs)
 
     async def _run_async(
         self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
