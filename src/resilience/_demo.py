@@ -137,7 +137,11 @@ def _start_metrics(port: int, timeline: _Timeline) -> Any:
             stamp=False,
         )
         return None
-    server = start_metrics_server(port=port, addr="127.0.0.1")
+    try:
+        server = start_metrics_server(port=port, addr="127.0.0.1")
+    except OSError as error:  # the port is taken: the demo should still run
+        timeline.say(f"metrics: port {port} unavailable ({error}); using a free one", stamp=False)
+        server = start_metrics_server(port=0, addr="127.0.0.1")
     timeline.say(f"metrics: {server.url}/metrics and {server.url}/health", stamp=False)
     return server
 

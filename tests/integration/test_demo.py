@@ -66,3 +66,18 @@ def test_demo_refuses_a_bad_port() -> None:
     result = _run("--port", "70000")
     assert result.returncode == 2
     assert "port must be in 0..65535, got 70000" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_falls_back_to_a_free_port_when_its_port_is_taken() -> None:
+    """A busy --port does not stop the demo: it says so and serves on a free port."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run("--port", str(port))
+    assert result.returncode == 0, result.stderr
+    assert f"metrics: port {port} unavailable" in result.stdout
+    assert "GET /health" in result.stdout
