@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypedDict, TypeVar, Unpack, cast
 
 from resilience import _deadline
 from resilience._budget import RetryBudget
@@ -635,6 +635,30 @@ class _Policy:
 # ---------------------------------------------------------------------- public surfaces
 
 
+class _RetryOptions(TypedDict, total=False):
+    """The options of ``retry_with_backoff``, taken by ``retry_on_failure`` and ``RetryContext``.
+
+    Their defaults and checks live in one place: ``_Policy.build``.
+    """
+
+    max_retries: int
+    base_delay: float
+    max_delay: float
+    exponential_base: float
+    jitter: bool | Jitter
+    exceptions: ExceptionTypes
+    retry_on_result: Callable[[Any], bool] | None
+    give_up_on: ExceptionTypes
+    max_elapsed: float | None
+    on_retry: Callable[[RetryState], object] | None
+    max_retry_after: float | None
+    backoff: Callable[[int], float] | None
+    budget: RetryBudget | None
+    name: str | None
+    sleep: SleepFunc
+    clock: Clock
+
+
 def retry_with_backoff(
     *,
     max_retries: int = 3,
@@ -730,27 +754,7 @@ def retry_with_backoff(
     return policy.decorate
 
 
-def retry_on_failure(
-    func: Callable[[], R],
-    /,
-    *,
-    max_retries: int = 3,
-    base_delay: float = _DEFAULT_BASE_DELAY,
-    max_delay: float = _DEFAULT_MAX_DELAY,
-    exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
-    jitter: bool | Jitter = True,
-    exceptions: ExceptionTypes = Exception,
-    retry_on_result: Callable[[Any], bool] | None = None,
-    give_up_on: ExceptionTypes = (CircuitOpenError,),
-    max_elapsed: float | None = None,
-    on_retry: Callable[[RetryState], object] | None = None,
-    max_retry_after: float | None = None,
-    backoff: Callable[[int], float] | None = None,
-    budget: RetryBudget | None = None,
-    name: str | None = None,
-    sleep: SleepFunc = time.sleep,
-    clock: Clock = time.monotonic,
-) -> R:
+def retry_on_failure(func: Callable[[], R], /, **options: Unpack[_RetryOptions]) -> R:
     """Call ``func()`` with retries and return its result.
 
     Takes the options of ``retry_with_backoff``. For a coroutine function it returns an
@@ -765,25 +769,7 @@ def retry_on_failure(
         >>> retry_on_failure(lambda: 42, max_retries=2)
         42
     """
-    decorated = retry_with_backoff(
-        max_retries=max_retries,
-        base_delay=base_delay,
-        max_delay=max_delay,
-        exponential_base=exponential_base,
-        jitter=jitter,
-        exceptions=exceptions,
-        retry_on_result=retry_on_result,
-        give_up_on=give_up_on,
-        max_elapsed=max_elapsed,
-        on_retry=on_retry,
-        max_retry_after=max_retry_after,
-        backoff=backoff,
-        budget=budget,
-        name=name,
-        sleep=sleep,
-        clock=clock,
-    )(func)
-    return decorated()
+    return _Policy.build(**options).decorate(func)()
 
 
 class RetryAttempt:
@@ -952,44 +938,8 @@ class RetryContext:
 
     __slots__ = ("_policy",)
 
-    def __init__(
-        self,
-        *,
-        max_retries: int = 3,
-        base_delay: float = _DEFAULT_BASE_DELAY,
-        max_delay: float = _DEFAULT_MAX_DELAY,
-        exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
-        jitter: bool | Jitter = True,
-        exceptions: ExceptionTypes = Exception,
-        retry_on_result: Callable[[Any], bool] | None = None,
-        give_up_on: ExceptionTypes = (CircuitOpenError,),
-        max_elapsed: float | None = None,
-        on_retry: Callable[[RetryState], object] | None = None,
-        max_retry_after: float | None = None,
-        backoff: Callable[[int], float] | None = None,
-        budget: RetryBudget | None = None,
-        name: str | None = None,
-        sleep: SleepFunc = time.sleep,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        self._policy = _Policy.build(
-            max_retries=max_retries,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            exponential_base=exponential_base,
-            jitter=jitter,
-            exceptions=exceptions,
-            retry_on_result=retry_on_result,
-            give_up_on=give_up_on,
-            max_elapsed=max_elapsed,
-            on_retry=on_retry,
-            max_retry_after=max_retry_after,
-            backoff=backoff,
-            budget=budget,
-            name=name,
-            sleep=sleep,
-            clock=clock,
-        )
+    def __init__(self, **options: Unpack[_RetryOptions]) -> None:
+        self._policy = _Policy.build(**options)
 
     def get_delay(self, n: int) -> float:
         """Return the delay before retry ``n`` (from 1), as the loop would wait it.

@@ -24,16 +24,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience._breaker import (
+    _CLOSED,
+    _DISABLED,
     _FAILURE,
+    _FORCED_OPEN,
+    _HALF_OPEN,
     _HALF_OPEN_FULL_RETRY_AFTER,
     _IGNORED,
+    _METRICS_ONLY,
+    _OPEN,
     _UNRECORDED,
     Change,
     CircuitBreaker,
     _Settings,
 )
 from resilience._policies import ConsecutiveFailures, FailureRate
-from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
@@ -41,16 +46,11 @@ from resilience.exceptions import CircuitOpenError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from resilience._state import CircuitState
+
 __all__ = ["SharedBreaker", "storage_config"]
 
 logger = logging.getLogger("resilience")
-
-_CLOSED: Final = CircuitState.CLOSED
-_OPEN: Final = CircuitState.OPEN
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
-_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
-_DISABLED: Final = CircuitState.DISABLED
-_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
 _PROBE_INTERVAL: Final = 1.0  # while the storage is unreachable, ask it again this often
 _BATCH_LIMIT: Final = 1000  # outcomes held before a batch is sent whatever its age
