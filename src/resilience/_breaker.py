@@ -373,7 +373,7 @@ class CircuitBreaker:
         # integer updates, so breakers share a stripe of locks.
         self._lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
         self._state = _CLOSED
-        self._fast = self._fast_allowed()
+        self._fast = settings.fast  # a SharedBreaker turns it off in _attach
         self._gen = 0
         self._successes = itertools.count()
         self._last_ok = -1  # the last success's draw from _successes
@@ -385,8 +385,8 @@ class CircuitBreaker:
         self._episode: _Episode | None = None
         self._listeners: tuple[Listener, ...] = ()
         self._extras: dict[str, int] | None = None
-        self._next_wait: float | None = None  # a backoff recovery_timeout's next value
-        self._prepare_next_wait()
+        # A backoff recovery_timeout's next value, evaluated outside the lock.
+        self._next_wait = self._recovery(1) if callable(settings.recovery_timeout) else None
 
     # ------------------------------------------------------------------ properties
 

@@ -151,6 +151,7 @@ class SharedBreaker(CircuitBreaker):
             raise ValueError("name is required when storage is set, got name=None")
         self._config = storage_config(self._settings, self._recovery)
         self._storage = storage
+        self._fast = False  # every call must reach the storage
         self._refresh = storage.cache_ttl if storage.cache_ttl > 0 else storage.refresh_after
         self._rgen = 0  # the storage's generation of the circuit ...
         self._rgen_at = -1  # ... valid while the local generation is this one
