@@ -38,15 +38,20 @@ from resilience._timeouts import (
 )
 from resilience._windows import CountWindow, TimeWindow
 from resilience.exceptions import (
+    BulkheadFullError,
     CircuitBreakerError,
     CircuitOpenError,
+    RateLimitedError,
     ResilienceError,
+    ResilienceWarning,
     RetryError,
+    ThrottledError,
 )
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "BreakerRegistry",
     "BreakerStorage",
+    "BulkheadFullError",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
@@ -57,13 +62,16 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "FailureRate",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
+    "RateLimitedError",
     "ResilienceError",
+    "ResilienceWarning",
     "RetryBudget",
     "RetryContext",
     "RetryError",
     "RetryState",
     "StoredState",
     "TIMEOUTS",
+    "ThrottledError",
     "TimeWindow",
     "TripPolicy",
     "call_with_timeout",

@@ -1,0 +1,120 @@
+"""One event path: every strategy reports what it does here, and every reader listens here.
+
+Prometheus (through scrape-time totals), OpenTelemetry and user listeners all read the same
+stream, so an event cannot be seen by one and missed by another. The cost rule of SPEC §14:
+a call that emits no event pays nothing, and an event with nobody subscribed costs one
+attribute read, because emitters check ``_events.subscribers`` before building anything::
+
+    from resilience import _events
+
+    if _events.subscribers:
+        _events.emit("retry", "retry", self.name, exc, attempt=n, delay=delay)
+
+Subscribers are called in the emitting thread, outside every library lock; one that raises
+is logged on the ``resilience`` logger and never reaches the caller's protected call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from resilience._context import current
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+_log = logging.getLogger("resilience")
+
+#: The event names of SPEC §14.
+EVENT_NAMES = frozenset(
+    {
+        "retry",
+        "give_up",
+        "hedge",
+        "rejected",
+        "state_change",
+        "throttled",
+        "limited",
+        "bulkhead_full",
+        "injected",
+    }
+)
+
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a strategy did.
+
+    Attributes:
+        name: one of ``EVENT_NAMES``.
+        kind: the strategy's kind (``"circuit_breaker"``, ``"retry"``, ``"hedge"``,
+            ``"bulkhead"``, ``"rate_limiter"``, ``"throttle"``, ``"chaos"``, ...).
+        strategy: the strategy's name, or ``None``.
+        exception: the exception involved, if any.
+        pipeline: the enclosing pipeline's name, or ``None``.
+        attributes: event-specific details (``attempt``, ``delay``, ``from_state``, ...).
+    """
+
+    name: str
+    kind: str
+    strategy: str | None
+    exception: BaseException | None = None
+    pipeline: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+
+
+#: The subscribers, replaced whole on every change so emitters read it without a lock.
+subscribers: tuple[Callable[[Event], None], ...] = ()
+_lock = threading.Lock()
+
+
+def subscribe(listener: Callable[[Event], None]) -> Callable[[], None]:
+    """Call ``listener(event)`` for every event from now on; return a function that stops it."""
+    global subscribers  # noqa: PLW0603  # copy-on-write: readers never take the lock
+    if not callable(listener):
+        raise TypeError(f"listener must be callable, got {listener!r}")
+    with _lock:
+        subscribers = (*subscribers, listener)
+
+    def unsubscribe() -> None:
+        global subscribers  # noqa: PLW0603  # same copy-on-write tuple
+        with _lock:
+            kept = list(subscribers)
+            if listener in kept:
+                kept.remove(listener)
+            subscribers = tuple(kept)
+
+    return unsubscribe
+
+
+def emit(
+    name: str,
+    kind: str,
+    strategy: str | None,
+    exception: BaseException | None = None,
+    **attributes: object,
+) -> None:
+    """Deliver one event to every subscriber; a subscriber that raises is logged and skipped."""
+    listeners = subscribers
+    if not listeners:
+        return
+    context = current()
+    event = Event(
+        name,
+        kind,
+        strategy,
+        exception,
+        None if context is None else context.pipeline,
+        MappingProxyType(attributes) if attributes else _EMPTY,
+    )
+    for listener in listeners:
+        try:
+            listener(event)
+        except Exception:
+            _log.exception("resilience: event listener %r failed on %s", listener, name)
