@@ -33,7 +33,7 @@ from __future__ import annotations
 try:
     import prometheus_client
     from prometheus_client.exposition import gzip_accepted
-    from prometheus_client.metrics_core import CounterMetricFamily, Metric
+    from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
     from prometheus_client.registry import Collector, CollectorRegistry
     from prometheus_client.samples import Sample
 except ImportError as exc:
@@ -54,7 +54,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from resilience import _retry_stats
+from resilience import _observed, _retry_stats
 from resilience._registry import default_registry
 from resilience._state import CircuitState
 from resilience._validate import check_int
@@ -257,8 +257,10 @@ class _Collector(Collector):
         return self._families([])
 
     def collect(self) -> Iterable[Metric]:
-        """Return the six families with samples for every named breaker and retry."""
-        return self._families(self._rows(), _retry_stats.snapshot())
+        """Return the families with samples for every named breaker, retry and strategy."""
+        families = self._families(self._rows(), _retry_stats.snapshot())
+        families.extend(_strategy_families())
+        return families
 
     def _families(self, rows: _Rows, retries: list[dict[str, Any]] | None = None) -> list[Metric]:
         retry_calls = CounterMetricFamily(
@@ -303,6 +305,25 @@ class _Collector(Collector):
                 if check_seen:
                     seen.add(name)
         return rows
+
+
+def _strategy_families() -> list[Metric]:
+    """Return the families of every live named strategy other than breakers and retries."""
+    try:
+        observed = _observed.merged_families()
+    except Exception:
+        logger.exception("cannot read the observed strategies for metrics")
+        return []
+    metrics: list[Metric] = []
+    for family in observed:
+        kind = CounterMetricFamily if family.type == "counter" else GaugeMetricFamily
+        # prometheus_client adds the suffix itself to a counter family's samples.
+        name = family.name.removesuffix("_total") if family.type == "counter" else family.name
+        metric = kind(name, family.documentation, labels=family.labels)
+        for labels, value in family.samples:
+            metric.add_metric(labels, value)
+        metrics.append(metric)
+    return metrics
 
 
 _COLLECTORS: weakref.WeakKeyDictionary[CollectorRegistry, _Collector] = weakref.WeakKeyDictionary()
@@ -416,7 +437,25 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
             continue
         if state in _DEGRADED:
             listed.append({"name": breaker.name, "state": state, "open_for": open_for})
-    return {"status": "degraded" if listed else "ok", "open": listed}
+    degraded = _degraded_strategies()
+    report: dict[str, Any] = {"status": "degraded" if listed or degraded else "ok", "open": listed}
+    if degraded:
+        report["degraded"] = degraded
+    return report
+
+
+def _degraded_strategies() -> list[dict[str, Any]]:
+    """Return what each live named strategy that degrades health says about itself."""
+    found: list[dict[str, Any]] = []
+    for strategy in _observed.live():
+        try:
+            issue = strategy._health()  # noqa: SLF001  # the observed-object hook
+        except Exception:
+            logger.exception("cannot read %r for health", strategy)
+            continue
+        if issue is not None:
+            found.append(issue)
+    return found
 
 
 _TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
