@@ -17,6 +17,7 @@ from resilience._registry import (
     reset_all_circuit_breakers,
 )
 from resilience._retry import (
+    Retry,
     RetryContext,
     RetryState,
     retry_api_call,
@@ -65,6 +66,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RateLimitedError",
     "ResilienceError",
     "ResilienceWarning",
+    "Retry",
     "RetryBudget",
     "RetryContext",
     "RetryError",
