@@ -133,7 +133,8 @@ def _start_metrics(port: int, timeline: _Timeline) -> Any:
         from resilience.metrics import start_metrics_server  # noqa: PLC0415  # optional extra
     except ImportError:
         timeline.say(
-            "metrics: off (pip install 'resilience[prometheus]' to serve /metrics and /health)",
+            "metrics: off (pip install 'resilient-calls[prometheus]' to serve /metrics "
+            "and /health)",
             stamp=False,
         )
         return None

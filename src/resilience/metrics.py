@@ -1,6 +1,6 @@
 """Prometheus metrics and a health check for circuit breakers and named retries.
 
-Install the extra first: ``pip install 'resilience[prometheus]'``.
+Install the extra first: ``pip install 'resilient-calls[prometheus]'``.
 
 Metrics are pulled, never pushed: ``register_metrics()`` adds a collector to a
 prometheus_client registry, and the collector reads every named breaker (and every named
@@ -39,7 +39,7 @@ try:
 except ImportError as exc:
     raise ImportError(
         "resilience.metrics needs prometheus-client; install it with: "
-        "pip install 'resilience[prometheus]'"
+        "pip install 'resilient-calls[prometheus]'"
     ) from exc
 
 import json
