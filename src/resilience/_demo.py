@@ -160,20 +160,6 @@ def _show_endpoints(server: Any, timeline: _Timeline) -> None:
         timeline.say(f"GET /metrics -> {line}", stamp=False)
 
 
-def _storage_for(redis_url: str, timeline: _Timeline) -> BreakerStorage:
-    from resilience.__main__ import mask_url  # noqa: PLC0415  # the CLI's password masking
-
-    try:
-        import redis  # noqa: PLC0415  # optional extra
-
-        from resilience.redis import RedisStorage  # noqa: PLC0415  # optional extra
-    except ImportError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    timeline.say(f"state: shared through Redis at {mask_url(redis_url)}", stamp=False)
-    return RedisStorage(client)
-
-
 def _breaker(storage: BreakerStorage | None) -> CircuitBreaker:
     if BREAKER in default_registry:
         default_registry.remove(BREAKER)
@@ -193,15 +179,21 @@ def run_demo(
     *,
     port: int = 9464,
     metrics: bool = True,
-    redis_url: str | None = None,
+    storage: BreakerStorage | None = None,
+    storage_shown: str = "",
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the scenario, printing its timeline and summary to ``out``; return 0."""
+    """Run the scenario, printing its timeline and summary to ``out``; return 0.
+
+    With ``storage`` (made by the CLI from ``--redis``; ``storage_shown`` is where it
+    points, password masked) the breaker's state is shared through it.
+    """
     started = time.monotonic()
     timeline = _Timeline(out, started)
     _introduce(timeline)
     server = _start_metrics(port, timeline) if metrics else None
-    storage = _storage_for(redis_url, timeline) if redis_url else None
+    if storage is not None:
+        timeline.say(f"state: shared through Redis at {storage_shown}", stamp=False)
     timeline.say("", stamp=False)
     service = _Service(started=started)
     tally = _Tally()

@@ -35,11 +35,15 @@ def test_demo_trips_recovers_and_serves_metrics() -> None:
 
 
 @pytest.mark.slow
-def test_demo_shares_its_breaker_through_redis(redis_server: RedisServer) -> None:
-    """With --redis the breaker lives in Redis, where the CLI can see it afterwards."""
-    result = _run("--no-metrics", "--redis", redis_server.url)
+def test_demo_shares_its_breaker_through_redis(redis_server_factory) -> None:
+    """With --redis the breaker lives in Redis, seen by the CLI; a ?password= never prints."""
+    redis_server: RedisServer = redis_server_factory(password="QZdemo-secret")  # noqa: S106
+    url = f"redis://127.0.0.1:{redis_server.port}/0?password=QZdemo-secret"
+    result = _run("--no-metrics", "--redis", url)
     assert result.returncode == 0, result.stderr
+    assert "QZdemo" not in result.stdout + result.stderr
     assert "state: shared through Redis at redis://127.0.0.1" in result.stdout
+    assert "?password=***" in result.stdout
     assert "== breaker closed -> open ==" in result.stdout
     assert "metrics:" not in result.stdout
     status = subprocess.run(
