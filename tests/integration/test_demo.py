@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +34,28 @@ def test_demo_trips_recovers_and_serves_metrics() -> None:
     assert 'GET /health  -> {"status": "ok", "open": []}' in out
     assert 'resilience_circuit_breaker_state{name="demo.inventory",state="closed"} 1' in out
     assert took < 15.0
+    _check_the_words(out)
+
+
+def _check_the_words(out: str) -> None:
+    """Each request says what its time is; "at once" means at once; counts add up."""
+    lines = out.splitlines()
+    requests = [line for line in lines if re.search(r"#\d{3} \[", line)]
+    assert requests
+    assert all(re.search(r"\(request took \d+ ms\)$", line) for line in requests), requests
+    for before, line in itertools.pairwise(lines):
+        if "rejected at once" in line:  # no attempt of this request ran, so no retry either
+            assert not re.search(r"retry \d+ after", before), (before, line)
+    assert not re.search(r"\b1 (successes|failures|calls|attempts)\b", out)
+    summary = re.search(
+        r"requests: (\d+): (\d+) ok, (\d+) failed after retries, (\d+) rejected by the open "
+        r"circuit \((\d+) at once, (\d+) after a failed attempt\)",
+        out,
+    )
+    assert summary is not None, out
+    total, ok, failed, rejected, at_once, late = map(int, summary.groups())
+    assert total == ok + failed + rejected
+    assert rejected == at_once + late
 
 
 @pytest.mark.slow
