@@ -133,7 +133,7 @@ def test_metrics_without_prometheus_client_names_the_extra():
         check=True,
         env={"PYTHONPATH": SRC},
     )
-    assert "pip install 'resilience[prometheus]'" in out.stdout
+    assert "pip install 'resilient-calls[prometheus]'" in out.stdout
     assert out.stdout.strip().endswith("| ModuleNotFoundError")
 
 

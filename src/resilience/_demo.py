@@ -87,6 +87,7 @@ class _Tally:
     ok: int = 0
     failed: int = 0
     rejected: int = 0
+    rejected_late: int = 0  # rejected after attempts of the same request had failed
     retries: int = 0
     changes: list[tuple[float, str, str]] = field(default_factory=list)
 
@@ -133,7 +134,8 @@ def _start_metrics(port: int, timeline: _Timeline) -> Any:
         from resilience.metrics import start_metrics_server  # noqa: PLC0415  # optional extra
     except ImportError:
         timeline.say(
-            "metrics: off (pip install 'resilience[prometheus]' to serve /metrics and /health)",
+            "metrics: off (pip install 'resilient-calls[prometheus]' to serve /metrics "
+            "and /health)",
             stamp=False,
         )
         return None
@@ -159,20 +161,6 @@ def _show_endpoints(server: Any, timeline: _Timeline) -> None:
         timeline.say(f"GET /metrics -> {line}", stamp=False)
 
 
-def _storage_for(redis_url: str, timeline: _Timeline) -> BreakerStorage:
-    from resilience.__main__ import mask_url  # noqa: PLC0415  # the CLI's password masking
-
-    try:
-        import redis  # noqa: PLC0415  # optional extra
-
-        from resilience.redis import RedisStorage  # noqa: PLC0415  # optional extra
-    except ImportError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    client = redis.Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    timeline.say(f"state: shared through Redis at {mask_url(redis_url)}", stamp=False)
-    return RedisStorage(client)
-
-
 def _breaker(storage: BreakerStorage | None) -> CircuitBreaker:
     if BREAKER in default_registry:
         default_registry.remove(BREAKER)
@@ -192,15 +180,21 @@ def run_demo(
     *,
     port: int = 9464,
     metrics: bool = True,
-    redis_url: str | None = None,
+    storage: BreakerStorage | None = None,
+    storage_shown: str = "",
     out: TextIO = sys.stdout,
 ) -> int:
-    """Run the scenario, printing its timeline and summary to ``out``; return 0."""
+    """Run the scenario, printing its timeline and summary to ``out``; return 0.
+
+    With ``storage`` (made by the CLI from ``--redis``; ``storage_shown`` is where it
+    points, password masked) the breaker's state is shared through it.
+    """
     started = time.monotonic()
     timeline = _Timeline(out, started)
     _introduce(timeline)
     server = _start_metrics(port, timeline) if metrics else None
-    storage = _storage_for(redis_url, timeline) if redis_url else None
+    if storage is not None:
+        timeline.say(f"state: shared through Redis at {storage_shown}", stamp=False)
     timeline.say("", stamp=False)
     service = _Service(started=started)
     tally = _Tally()
@@ -279,22 +273,32 @@ def _drive(
         number += 1
         phase = service.phase()
         begun = time.monotonic()
+        retried = tally.retries
         try:
             stock = fetch(f"sku-{number}")
         except CircuitOpenError as error:
             tally.rejected += 1
             kind = "rejected"
             wait = "" if error.retry_after is None else f"; trial in {error.retry_after:.1f}s"
-            line = f"rejected at once: circuit {error.state.value}{wait}"
+            failed = tally.retries - retried  # attempts that failed before the circuit opened
+            if failed:
+                tally.rejected_late += 1
+                tried = _counted(failed, "attempt", "attempts")
+                line = f"{tried} failed, then rejected: circuit {error.state.value}{wait}"
+            else:
+                line = f"rejected at once: circuit {error.state.value}{wait}"
         except (ConnectionError, TimeoutError) as error:
             tally.failed += 1
             kind = "failed"
-            line = f"failed: {type(error).__name__}"
+            attempts = tally.retries - retried + 1
+            tried = _counted(attempts, "attempt", "attempts")
+            line = f"failed after {tried}: {type(error).__name__}"
         else:
             tally.ok += 1
             kind = "ok"
             line = f"ok: {stock} in stock"
-        took = (time.monotonic() - begun) * 1000
+        # From sending the request to its answer: every attempt and backoff included.
+        took = f"request took {(time.monotonic() - begun) * 1000:.0f} ms"
         plain = not timeline.held() and kind != "failed"  # no retry, no state change
         if plain and kind == run_kind:
             run_length += 1
@@ -303,11 +307,16 @@ def _drive(
             _end_run(run_kind, run_length, run_end, timeline)
             run_kind, run_length = (kind if plain else ""), 1
             timeline.release()
-            timeline.say(f"#{number:03d} [{phase:<9}] {line} ({took:.0f} ms)")
+            timeline.say(f"#{number:03d} [{phase:<9}] {line} ({took})")
         next_at += _TICK
         time.sleep(max(0.0, next_at - time.monotonic()))
     _end_run(run_kind, run_length, run_end, timeline)
     return number
+
+
+def _counted(number: int, singular: str, plural: str) -> str:
+    """Say ``1 success`` and ``2 successes``, not ``1 successes``."""
+    return f"{number} {singular if number == 1 else plural}"
 
 
 def _end_run(kind: str, length: int, end: float, timeline: _Timeline) -> None:
@@ -323,9 +332,11 @@ def _summary(
     say = timeline.say
     say("", stamp=False)
     say("Summary", stamp=False)
+    at_once = tally.rejected - tally.rejected_late
     say(
         f"  requests: {requests}: {tally.ok} ok, {tally.failed} failed after retries, "
-        f"{tally.rejected} rejected at once by the open circuit",
+        f"{tally.rejected} rejected by the open circuit ({at_once} at once, "
+        f"{tally.rejected_late} after a failed attempt)",
         stamp=False,
     )
     say(
@@ -333,15 +344,22 @@ def _summary(
         stamp=False,
     )
     say(
-        f"  breaker {BREAKER!r}: now {stats['state']}; {stats['total_calls']} calls = "
-        f"{stats['total_successes']} successes + {stats['total_failures']} failures + "
+        "  (each request's time runs from sending it to its answer, retries and their "
+        "backoff included)",
+        stamp=False,
+    )
+    say(
+        f"  breaker {BREAKER!r}: now {stats['state']}; "
+        f"{_counted(stats['total_calls'], 'call', 'calls')} = "
+        f"{_counted(stats['total_successes'], 'success', 'successes')} + "
+        f"{_counted(stats['total_failures'], 'failure', 'failures')} + "
         f"{stats['total_rejected']} rejected + {stats['total_ignored']} ignored",
         stamp=False,
     )
     changes = ", ".join(f"{old}->{new} at {at:.1f}s" for at, old, new in tally.changes)
     say(f"  state changes: {changes or 'none'}", stamp=False)
     say(
-        f"  the open circuit answered {tally.rejected} requests at once instead of sending "
+        f"  the open circuit answered {at_once} requests at once instead of sending "
         "them to a service that could not serve them.",
         stamp=False,
     )

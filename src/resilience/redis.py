@@ -25,7 +25,9 @@ try:
     import redis as _redis
     import redis.asyncio as _aredis
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
-    raise ImportError("resilience.redis needs redis-py: pip install 'resilience[redis]'") from exc
+    raise ImportError(
+        "resilience.redis needs redis-py: pip install 'resilient-calls[redis]'"
+    ) from exc
 
 from resilience._redis_lua import SCRIPT
 from resilience._state import CircuitState

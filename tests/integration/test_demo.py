@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import sys
 import time
@@ -32,14 +34,40 @@ def test_demo_trips_recovers_and_serves_metrics() -> None:
     assert 'GET /health  -> {"status": "ok", "open": []}' in out
     assert 'resilience_circuit_breaker_state{name="demo.inventory",state="closed"} 1' in out
     assert took < 15.0
+    _check_the_words(out)
+
+
+def _check_the_words(out: str) -> None:
+    """Each request says what its time is; "at once" means at once; counts add up."""
+    lines = out.splitlines()
+    requests = [line for line in lines if re.search(r"#\d{3} \[", line)]
+    assert requests
+    assert all(re.search(r"\(request took \d+ ms\)$", line) for line in requests), requests
+    for before, line in itertools.pairwise(lines):
+        if "rejected at once" in line:  # no attempt of this request ran, so no retry either
+            assert not re.search(r"retry \d+ after", before), (before, line)
+    assert not re.search(r"\b1 (successes|failures|calls|attempts)\b", out)
+    summary = re.search(
+        r"requests: (\d+): (\d+) ok, (\d+) failed after retries, (\d+) rejected by the open "
+        r"circuit \((\d+) at once, (\d+) after a failed attempt\)",
+        out,
+    )
+    assert summary is not None, out
+    total, ok, failed, rejected, at_once, late = map(int, summary.groups())
+    assert total == ok + failed + rejected
+    assert rejected == at_once + late
 
 
 @pytest.mark.slow
-def test_demo_shares_its_breaker_through_redis(redis_server: RedisServer) -> None:
-    """With --redis the breaker lives in Redis, where the CLI can see it afterwards."""
-    result = _run("--no-metrics", "--redis", redis_server.url)
+def test_demo_shares_its_breaker_through_redis(redis_server_factory) -> None:
+    """With --redis the breaker lives in Redis, seen by the CLI; a ?password= never prints."""
+    redis_server: RedisServer = redis_server_factory(password="QZdemo-secret")  # noqa: S106
+    url = f"redis://127.0.0.1:{redis_server.port}/0?password=QZdemo-secret"
+    result = _run("--no-metrics", "--redis", url)
     assert result.returncode == 0, result.stderr
+    assert "QZdemo" not in result.stdout + result.stderr
     assert "state: shared through Redis at redis://127.0.0.1" in result.stdout
+    assert "?password=***" in result.stdout
     assert "== breaker closed -> open ==" in result.stdout
     assert "metrics:" not in result.stdout
     status = subprocess.run(
