@@ -37,6 +37,7 @@ from resilience._timeouts import (
     validate_timeout,
 )
 from resilience._windows import CountWindow, TimeWindow
+from resilience.chaos import Chaos
 from resilience.exceptions import (
     BulkheadFullError,
     CircuitBreakerError,
@@ -52,6 +53,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "BreakerRegistry",
     "BreakerStorage",
     "BulkheadFullError",
+    "Chaos",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
