@@ -141,3 +141,13 @@ def test_shared_breaker_example_opens_one_circuit_for_two_processes() -> None:
     assert "rejected at once: circuit open" in out
     assert "circuit breaker payments-api: open -> closed" in out
     assert "circuit 'payments-api' is closed again" in out
+
+
+def test_chaos_suite_stays_green_behind_retry_and_breaker() -> None:
+    """10% injected faults turn the bare suite red; retry and breaker keep it green."""
+    out = run_example("chaos_suite.py")
+    assert re.search(r"no chaos:\s+3 tests, 0 failed: green", out)
+    assert re.search(r"unprotected:\s+3 tests, [1-3] failed: RED", out)
+    assert re.search(r"retry \+ breaker:\s+3 tests, 0 failed: green", out)
+    assert number(r"injected (\d+) faults", out) > 0
+    assert "the breaker stayed closed" in out
