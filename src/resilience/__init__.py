@@ -8,6 +8,7 @@ from __future__ import annotations
 from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
 from resilience._deadline import check_deadline, deadline, remaining
+from resilience._hedge import Hedge
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -62,6 +63,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "CountWindow",
     "DEFAULT_TIMEOUT",
     "FailureRate",
+    "Hedge",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "RateLimitedError",
