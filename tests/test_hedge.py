@@ -458,13 +458,13 @@ def test_bad_arguments_fail_at_construction(
 
 
 def test_latency_percentile_warms_up_then_follows_the_nearest_rank() -> None:
-    """Infinite until enough samples, then the nearest-rank percentile, floored."""
+    """Infinite until enough samples, then the ceil(q (n + 1))-th smallest, floored."""
     delay = latency_percentile(q=0.9, window=100, minimum=0.0)
     for n in range(1, 10):
         delay.record(n / 100)
     assert delay() == math.inf
     delay.record(0.10)
-    assert delay() == pytest.approx(0.09)
+    assert delay() == pytest.approx(0.10)  # k = ceil(0.9 * 11) = 10 of 10
     assert (delay.q, delay.window, delay.minimum) == (0.9, 100, 0.0)
     assert repr(delay) == "latency_percentile(q=0.9, window=100, minimum=0.0)"
     assert isinstance(delay, LatencyPercentile)
@@ -481,7 +481,7 @@ def test_latency_percentile_matches_a_sorted_reference(samples: list[float], q: 
     for sample in samples:
         delay.record(sample)
     recent = sorted(samples[-window:])
-    expected = recent[max(1, math.ceil(q * window)) - 1]
+    expected = recent[min(window, math.ceil(q * (window + 1))) - 1]
     assert delay() == max(0.001, expected)
 
 

@@ -190,18 +190,17 @@ class Hedge:
     def _run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         _budget_allows(self._budget, first=True)
         race = _Race(self, self._current_delay(), time.monotonic())
-        answers: queue.SimpleQueue[tuple[int, BaseException | None, Any, float]]
+        answers: queue.SimpleQueue[tuple[int, BaseException | None, Any]]
         answers = queue.SimpleQueue()
         pool = self._pool
 
         def attempt(index: int, context: contextvars.Context) -> None:
-            started = time.monotonic()
             try:
                 value = context.run(func, *args, **kwargs)
             except BaseException as exc:  # delivered to the caller, who decides
-                answers.put((index, exc, None, time.monotonic() - started))
+                answers.put((index, exc, None))
             else:
-                answers.put((index, None, value, time.monotonic() - started))
+                answers.put((index, None, value))
 
         def launch(index: int) -> bool:
             context = contextvars.copy_context()
@@ -253,12 +252,10 @@ class Hedge:
         _budget_allows(self._budget, first=True)
         loop = asyncio.get_running_loop()
         race = _Race(self, self._current_delay(), loop.time())
-        tasks: dict[asyncio.Task[tuple[Any, float]], int] = {}
+        tasks: dict[asyncio.Task[Any], int] = {}
 
-        async def attempt() -> tuple[Any, float]:
-            started = loop.time()
-            value = await func(*args, **kwargs)
-            return value, loop.time() - started
+        async def attempt() -> Any:
+            return await func(*args, **kwargs)
 
         def launch(index: int) -> bool:
             tasks[asyncio.ensure_future(attempt())] = index
@@ -276,9 +273,9 @@ class Hedge:
                 for task in done:
                     index = tasks.pop(task)
                     error = _cancelled(task) if task.cancelled() else task.exception()
-                    value, seconds = (None, 0.0) if error is not None else task.result()
+                    value = None if error is not None else task.result()
                     finished, value = race.answer(
-                        index, error, value, seconds, launch=launch, now=loop.time()
+                        index, error, value, launch=launch, now=loop.time()
                     )
                     if finished:
                         return value
@@ -350,11 +347,12 @@ class _Race:
     attempt ``index`` (0 is the primary) and says whether it could.
     """
 
-    __slots__ = ("delay", "hedge", "hedges", "next_at", "running")
+    __slots__ = ("delay", "hedge", "hedges", "next_at", "running", "started")
 
     def __init__(self, hedge: Hedge, delay: float, now: float) -> None:
         self.hedge = hedge
         self.delay = delay
+        self.started = now
         self.hedges = 0  # hedges considered so far (started or refused)
         self.running = 0
         self.next_at = now + delay
@@ -393,7 +391,6 @@ class _Race:
         index: int,
         error: BaseException | None,
         value: Any,
-        seconds: float,
         *,
         launch: Callable[[int], bool],
         now: float,
@@ -407,7 +404,8 @@ class _Race:
         hedge = self.hedge
         self.running -= 1
         if error is None:
-            hedge._count("primary_won" if index == 0 else "hedge_won", seconds)  # noqa: SLF001
+            outcome = "primary_won" if index == 0 else "hedge_won"
+            hedge._count(outcome, now - self.started)  # noqa: SLF001  # one unit
             return True, value
         if hedge._fatal(error):  # noqa: SLF001  # one unit
             hedge._count("failed")  # noqa: SLF001
