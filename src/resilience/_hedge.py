@@ -173,6 +173,14 @@ class Hedge:
             reason = "delay" if exception is None else "failure"
             _events.emit("hedge", "hedge", self._name, exception, hedge=number, reason=reason)
 
+    def _timed(self, index: int, seconds: float, error: BaseException | None) -> None:
+        """Report one attempt's duration to duration subscribers (OpenTelemetry)."""
+        if _events.timers:
+            handled = error is not None and not self._fatal(error)
+            _events.emit_timing(
+                "attempt", "hedge", self._name, seconds, number=index + 1, handled=handled
+            )
+
     def _fatal(self, exception: BaseException) -> bool:
         return not isinstance(exception, self._on)
 
@@ -195,12 +203,15 @@ class Hedge:
         pool = self._pool
 
         def attempt(index: int, context: contextvars.Context) -> None:
+            started = time.monotonic()
             try:
                 value = context.run(func, *args, **kwargs)
             except BaseException as exc:  # delivered to the caller, who decides
                 answers.put((index, exc, None))
+                context.run(self._timed, index, time.monotonic() - started, exc)
             else:
                 answers.put((index, None, value))
+                context.run(self._timed, index, time.monotonic() - started, None)
 
         def launch(index: int) -> bool:
             context = contextvars.copy_context()
@@ -254,11 +265,20 @@ class Hedge:
         race = _Race(self, self._current_delay(), loop.time())
         tasks: dict[asyncio.Task[Any], int] = {}
 
-        async def attempt() -> Any:
-            return await func(*args, **kwargs)
+        async def attempt(index: int) -> Any:
+            started = loop.time()
+            try:
+                value = await func(*args, **kwargs)
+            except asyncio.CancelledError:
+                raise  # a loser: it has no duration worth reporting
+            except BaseException as exc:
+                self._timed(index, loop.time() - started, exc)
+                raise
+            self._timed(index, loop.time() - started, None)
+            return value
 
         def launch(index: int) -> bool:
-            tasks[asyncio.ensure_future(attempt())] = index
+            tasks[asyncio.ensure_future(attempt(index))] = index
             return True
 
         race.start(launch)
