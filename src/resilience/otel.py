@@ -9,7 +9,9 @@ with OpenTelemetry on or off. What it records:
 
 - counter ``resilience.events`` (``{event}``): one per event, with the attributes
   ``event.name``, ``strategy.kind``, ``strategy.name``, ``pipeline.name`` and
-  ``exception.type`` (those that apply);
+  ``exception.type`` (those that apply). It is an asynchronous (observable) counter:
+  events are counted in memory and reported when the metrics are collected, which costs
+  the event about 1 µs instead of the ~10 µs of a synchronous SDK counter;
 - histogram ``resilience.attempt.duration`` (seconds): one try of a protected call by a
   retry or a hedge, with ``attempt.number`` and ``attempt.handled`` (whether the strategy
   handled its outcome as a failure), plus the strategy attributes above;
@@ -72,14 +74,12 @@ DURATION_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 _STATES: Final = tuple(state.value for state in CircuitState)
-_CACHE_LIMIT: Final = 4096  # distinct attribute sets kept ready; bounded by names and types
 
 _Attributes = dict[str, Any]
 
 
-def _exception_type(error: BaseException) -> str:
+def _exception_type(cls: type[BaseException]) -> str:
     """The exception's class as OpenTelemetry names it: qualified, builtins unprefixed."""
-    cls = type(error)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
@@ -100,8 +100,7 @@ class Instrumentation:
 
     __slots__ = (
         "_attempts",
-        "_cache",
-        "_counter",
+        "_counts",
         "_lock",
         "_pipelines",
         "_stops",
@@ -114,8 +113,13 @@ class Instrumentation:
     ) -> None:
         provider = meter_provider or otel_metrics.get_meter_provider()
         meter = provider.get_meter("resilience", __version__)
-        self._counter = meter.create_counter(
-            "resilience.events", unit="{event}", description="Events reported by strategies."
+        # Events are counted here and reported when metrics are collected (an observable
+        # counter): a synchronous SDK counter costs ~10 µs per add, this ~0.5 µs.
+        meter.create_observable_counter(
+            "resilience.events",
+            callbacks=[self._event_counts],
+            unit="{event}",
+            description="Events reported by strategies.",
         )
         self._attempts = meter.create_histogram(
             "resilience.attempt.duration",
@@ -135,7 +139,8 @@ class Instrumentation:
             description="Circuit breaker state: 1 for the current state, 0 for the others.",
         )
         self._tracer_provider = tracer_provider
-        self._cache: dict[tuple[Any, ...], _Attributes] = {}
+        # (event name, kind, strategy, pipeline, exception class) -> events so far.
+        self._counts: dict[tuple[Any, ...], int] = {}
         self._lock = threading.Lock()
         self.active = True
         self._stops = (
@@ -144,59 +149,60 @@ class Instrumentation:
         )
 
     def uninstrument(self) -> None:
-        """Stop recording; the breaker-state gauge reports nothing from now on."""
+        """Stop recording; the observable instruments report nothing from now on."""
         self.active = False
         for stop in self._stops:
             stop()
 
     # ------------------------------------------------------------------ events
 
-    def _attributes(
-        self,
-        name: str,
-        kind: str,
-        strategy: str | None,
-        pipeline: str | None,
-        error: BaseException | None,
-    ) -> _Attributes:
-        """The attribute dict for one event, built once per distinct set and reused."""
-        error_type = None if error is None else type(error)
-        key = (name, kind, strategy, pipeline, error_type)
-        attributes = self._cache.get(key)
-        if attributes is None:
-            attributes = {"event.name": name, "strategy.kind": kind}
-            if strategy is not None:
-                attributes["strategy.name"] = strategy
-            if pipeline is not None:
-                attributes["pipeline.name"] = pipeline
-            if error is not None:
-                attributes["exception.type"] = _exception_type(error)
-            with self._lock:
-                if len(self._cache) >= _CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[key] = attributes
+    def _on_event(self, event: _events.Event) -> None:
+        error = event.exception
+        key = (
+            event.name,
+            event.kind,
+            event.strategy,
+            event.pipeline,
+            None if error is None else type(error),
+        )
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+        if event.name in SPAN_EVENTS:
+            self._span_event(event, key)
+
+    @staticmethod
+    def _attributes(key: tuple[Any, ...]) -> _Attributes:
+        """The counter's attributes for one counting key."""
+        name, kind, strategy, pipeline, error_type = key
+        attributes: _Attributes = {"event.name": name, "strategy.kind": kind}
+        if strategy is not None:
+            attributes["strategy.name"] = strategy
+        if pipeline is not None:
+            attributes["pipeline.name"] = pipeline
+        if error_type is not None:
+            attributes["exception.type"] = _exception_type(error_type)
         return attributes
 
-    def _on_event(self, event: _events.Event) -> None:
-        attributes = self._attributes(
-            event.name, event.kind, event.strategy, event.pipeline, event.exception
-        )
-        try:
-            self._counter.add(1, attributes)
-        except Exception:
-            _log.exception("resilience: OpenTelemetry failed to count a %s event", event.name)
-        if event.name in SPAN_EVENTS:
-            self._span_event(event, attributes)
+    def _event_counts(
+        self,
+        options: CallbackOptions,  # noqa: ARG002  # the SDK passes it; a timeout we need not heed
+    ) -> Iterable[Observation]:
+        """Report the events counted so far, one observation per attribute set."""
+        if not self.active:
+            return []
+        with self._lock:
+            counts = list(self._counts.items())
+        return [otel_metrics.Observation(value, self._attributes(key)) for key, value in counts]
 
-    def _span_event(self, event: _events.Event, attributes: _Attributes) -> None:
+    def _span_event(self, event: _events.Event, key: tuple[Any, ...]) -> None:
         span = otel_trace.get_current_span()
         if not span.is_recording():
             return
-        details = dict(attributes)
-        for key, value in event.attributes.items():
+        details = self._attributes(key)
+        for name, value in event.attributes.items():
             converted = _detail(value)
             if converted is not None:
-                details[f"resilience.{key}"] = converted
+                details[f"resilience.{name}"] = converted
         try:
             span.add_event(f"resilience.{event.name}", details)
         except Exception:
