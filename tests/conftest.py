@@ -37,6 +37,7 @@ def _fresh_default_registry() -> Iterator[None]:
 _EXTRA_TESTS = {
     "prometheus_client": ["test_metrics*.py", "test_monitoring_kit.py", "integration/*prometheus*"],
     "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*", "integration/test_demo.py"],
+    "opentelemetry": ["test_otel*.py", "integration/*otel*"],
 }
 collect_ignore_glob: list[str] = []
 if os.environ.get("RESILIENCE_REQUIRE_SERVERS") != "1":

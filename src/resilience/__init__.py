@@ -8,6 +8,7 @@ from __future__ import annotations
 from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
 from resilience._deadline import check_deadline, deadline, remaining
+from resilience._hedge import Hedge
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -38,6 +39,7 @@ from resilience._timeouts import (
     validate_timeout,
 )
 from resilience._windows import CountWindow, TimeWindow
+from resilience.chaos import Chaos
 from resilience.exceptions import (
     BulkheadFullError,
     CircuitBreakerError,
@@ -53,6 +55,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "BreakerRegistry",
     "BreakerStorage",
     "BulkheadFullError",
+    "Chaos",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
@@ -61,6 +64,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "CountWindow",
     "DEFAULT_TIMEOUT",
     "FailureRate",
+    "Hedge",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "RateLimitedError",
