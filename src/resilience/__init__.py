@@ -5,8 +5,10 @@ The public API is re-exported here; the modules behind it are private.
 
 from __future__ import annotations
 
+from resilience._adaptive import AdaptiveLimit
 from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
+from resilience._bulkhead import Bulkhead
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
@@ -49,8 +51,10 @@ from resilience.exceptions import (
 )
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
+    "AdaptiveLimit",
     "BreakerRegistry",
     "BreakerStorage",
+    "Bulkhead",
     "BulkheadFullError",
     "CircuitBreaker",
     "CircuitBreakerError",
