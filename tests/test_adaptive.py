@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -90,12 +91,20 @@ def test_vegas_holds_a_moderate_queue() -> None:
 
 
 def test_the_no_load_latency_is_measured_again_every_500_windows() -> None:
-    """After 500 windows the no-load latency is re-measured, so a slower service is accepted."""
-    limit = AdaptiveLimit("gradient", initial=10, max_limit=10)
+    """Every 500 windows the limit drops to its square root and the no-load latency is re-taken."""
+    limit = AdaptiveLimit("gradient", initial=16, max_limit=16)
     _windows(limit, 0.010, 1)
     assert limit._no_load == pytest.approx(0.010)
-    _windows(limit, 0.030, 500)
-    assert limit._no_load == pytest.approx(0.030)
+    _windows(limit, 0.030, 498)
+    assert limit._no_load == pytest.approx(0.010)
+    before = limit._estimate
+    _windows(limit, 0.030, 1)  # the 500th window: the probe
+    assert limit.limit == max(1, int(math.sqrt(before)))
+    assert limit._no_load is None
+    _windows(limit, 0.030, 1)  # the queue drains; this window is not measured
+    assert limit._no_load is None
+    _windows(limit, 0.020, 1)
+    assert limit._no_load == pytest.approx(0.020)
 
 
 @given(

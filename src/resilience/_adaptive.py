@@ -11,10 +11,11 @@ down below):
   in flight) it grows by 1. Latency alone never lowers it, so it needs failures (timeouts
   are failures) to find the service's capacity.
 - ``"gradient"``: compares the latency of the last window of calls with the no-load latency
-  (the lowest window average seen), ``gradient = clamp(2 * no_load / rtt, 0.5, 1)``, and
-  sets ``limit = limit * gradient + sqrt(limit)``: when latency stays under twice the no-load
-  latency the limit grows by a queue allowance of ``sqrt(limit)``; above it the limit shrinks
-  in proportion (at most halving per window). Changes are smoothed (20% per window).
+  (the lowest window average seen), ``gradient = clamp(1.5 * no_load / rtt, 0.5, 1)``, and
+  sets ``limit = limit * gradient + sqrt(limit)``: while latency stays under 1.5 times the
+  no-load latency the limit grows by a queue allowance of ``sqrt(limit)``; above it the
+  limit shrinks in proportion (at most halving per window). Changes are smoothed (20% per
+  window).
 - ``"vegas"`` (after TCP Vegas): estimates the queue the calls wait in as
   ``limit * (1 - no_load / rtt)`` and keeps it between ``alpha = 3 * log10(limit)`` and
   ``beta = 6 * log10(limit)``: a shorter queue grows the limit by ``log10(limit)``, a longer one
@@ -25,8 +26,10 @@ calls), and latency-driven algorithms act once per window on its average latency
 call therefore cannot move the limit, and a whole round trip of slow calls does. While
 fewer than half the limit is in use, latency-driven growth pauses: an idle service says
 nothing about how much more it could take. The no-load latency is re-measured every 500
-windows (it takes the next window's average), so a service that became slower for good is
-not throttled forever by a minimum from better days.
+windows, as Netflix's gradient limit does: the limit drops to its square root so the queue
+drains, one window is skipped, and the next window's average is the new no-load latency. A
+service that became slower for good is thus not throttled forever by a minimum from better
+days, and a minimum measured under load cannot creep upwards.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ _ALGORITHMS: Final = ("aimd", "gradient", "vegas")
 
 _BACKOFF: Final = 0.9  # AIMD's multiplicative decrease (SPEC §10)
 _SMOOTHING: Final = 0.2  # how far one window moves the gradient and vegas limits
-_TOLERANCE: Final = 2.0  # the gradient's latency tolerance: rtt up to twice no-load is fine
+_TOLERANCE: Final = 1.5  # the gradient's latency tolerance (Gradient2's default)
 _MIN_WINDOW: Final = 10
 _PROBE_WINDOWS: Final = 500
 
@@ -190,7 +193,16 @@ class AdaptiveLimit:
         peak, failed = self._peak, self._failed
         self._reset_window()
         self._windows += 1
-        if self._no_load is None or self._windows % _PROBE_WINDOWS == 0:
+        if self._windows == 0:  # the draining window of a probe
+            return
+        if self._windows % _PROBE_WINDOWS == 0:
+            # Probe: drop to a small limit so the queue drains, skip the draining window,
+            # and take the one after as the new no-load latency.
+            self._set(math.sqrt(self._estimate))
+            self._no_load = None
+            self._windows = -1
+            return
+        if self._no_load is None:
             self._no_load = rtt
             return
         self._no_load = min(self._no_load, rtt)
