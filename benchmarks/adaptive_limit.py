@@ -203,9 +203,10 @@ def _plot(results: list[Result], base_p99: float, directory: Path) -> None:
     ]
     for field, label, filename, scale in figures:
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        for name in LIMITS:
+        styles = zip(LIMITS, "os^Dv", ["-", "--", ":", "-", "-"], strict=True)
+        for name, marker, line in styles:
             points = [(r.load, getattr(r, field) * scale) for r in results if r.limit == name]
-            ax.plot(*zip(*points, strict=True), marker="o", label=name)
+            ax.plot(*zip(*points, strict=True), marker=marker, linestyle=line, label=name)
         if field == "p99":
             ax.axhline(2 * base_p99 * 1000, color="grey", linestyle="--", label="2x no-load p99")
             ax.set_yscale("log")
