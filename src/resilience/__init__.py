@@ -19,6 +19,7 @@ from resilience._registry import (
     reset_all_circuit_breakers,
 )
 from resilience._retry import (
+    Retry,
     RetryContext,
     RetryState,
     retry_api_call,
@@ -69,6 +70,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RateLimitedError",
     "ResilienceError",
     "ResilienceWarning",
+    "Retry",
     "RetryBudget",
     "RetryContext",
     "RetryError",

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypedDict, TypeVar, Unpack, cast
 
-from resilience import _deadline
+from resilience import _context, _deadline
 from resilience._budget import RetryBudget
 from resilience._retry_stats import RetryCounter, counter_for
 from resilience._validate import (
@@ -40,9 +40,11 @@ from resilience.exceptions import CircuitOpenError, RetryError
 if TYPE_CHECKING:
     import types
 
+    from resilience._strategy import StrategyInfo
     from resilience._types import Clock
 
 __all__ = [
+    "Retry",
     "RetryAttempt",
     "RetryContext",
     "RetryState",
@@ -659,6 +661,150 @@ class _RetryOptions(TypedDict, total=False):
     clock: Clock
 
 
+class Retry:
+    """Retry a call when it fails, waiting longer each time: a decorator and a strategy.
+
+    ``Retry(**options)`` is what ``retry_with_backoff(**options)`` returns, with the same
+    keyword-only options (see there for each). Use it three ways:
+
+    - as a decorator, ``@Retry(max_retries=2)`` (the wrapped function keeps its exact type);
+    - as a strategy, ``retry.call(func, *args, **kwargs)`` or
+      ``await retry.call_async(func, *args, **kwargs)``;
+    - inside a ``Pipeline``, which composes it through those two methods.
+
+    One ``Retry`` holds configuration only, so it can be shared by many functions, threads
+    and tasks: each call keeps its own attempt count, start time and delays. When a
+    pipeline's call context is active, ``attempt`` on it is set before each attempt, so the
+    strategies inside the retry see which attempt they serve.
+
+    Raises:
+        TypeError, ValueError: an option is invalid (raised here, not at call time).
+
+    Examples:
+        >>> retry = Retry(max_retries=2, base_delay=0.0)
+        >>> retry.call(lambda x: x * 2, 21)
+        42
+        >>> retry._strategy_info()["kind"]
+        'retry'
+    """
+
+    __slots__ = ("__weakref__", "_options", "_policy")
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = 3,
+        base_delay: float = _DEFAULT_BASE_DELAY,
+        max_delay: float = _DEFAULT_MAX_DELAY,
+        exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
+        jitter: bool | Jitter = True,
+        exceptions: ExceptionTypes = Exception,
+        retry_on_result: Callable[[Any], bool] | None = None,
+        give_up_on: ExceptionTypes = (CircuitOpenError,),
+        max_elapsed: float | None = None,
+        on_retry: Callable[[RetryState], object] | None = None,
+        max_retry_after: float | None = None,
+        backoff: Callable[[int], float] | None = None,
+        budget: RetryBudget | None = None,
+        name: str | None = None,
+        sleep: SleepFunc = time.sleep,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        options: dict[str, Any] = {
+            "max_retries": max_retries,
+            "base_delay": base_delay,
+            "max_delay": max_delay,
+            "exponential_base": exponential_base,
+            "jitter": jitter,
+            "exceptions": exceptions,
+            "retry_on_result": retry_on_result,
+            "give_up_on": give_up_on,
+            "max_elapsed": max_elapsed,
+            "on_retry": on_retry,
+            "max_retry_after": max_retry_after,
+            "backoff": backoff,
+            "budget": budget,
+            "name": name,
+            "sleep": sleep,
+            "clock": clock,
+        }
+        self._policy = _Policy.build(**options)
+        self._options = options
+
+    @property
+    def name(self) -> str | None:
+        """The retry's name, or ``None``."""
+        return self._policy.name
+
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
+        """Wrap ``func`` (a function, coroutine function or method) so its calls retry."""
+        return self._policy.decorate(func)
+
+    def call(self, func: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Call ``func(*args, **kwargs)`` with retries and return its result.
+
+        Raises:
+            Exception: the last exception, when the retries give up.
+            RetryError: ``retry_on_result`` still held after the last attempt.
+        """
+        context = _context.current()
+        if context is not None:
+            func = _counted(func, context)
+        return cast("R", self._policy.call(func, args, kwargs))
+
+    async def call_async(
+        self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
+    ) -> R:
+        """Await ``func(*args, **kwargs)`` with retries and return its result.
+
+        Waits with ``asyncio.sleep`` unless ``sleep`` says otherwise.
+
+        Raises:
+            Exception: the last exception, when the retries give up.
+            RetryError: ``retry_on_result`` still held after the last attempt.
+        """
+        context = _context.current()
+        if context is not None:
+            func = _acounted(func, context)
+        return cast("R", await self._policy.call_async(func, args, kwargs))
+
+    def _strategy_info(self) -> StrategyInfo:
+        """Describe this retry: kind ``"retry"``, its name, and every constructor option."""
+        return {"kind": "retry", "name": self._policy.name, "options": dict(self._options)}
+
+    def __repr__(self) -> str:
+        policy = self._policy
+        return f"<Retry name={policy.name!r} max_retries={policy.max_retries}>"
+
+
+def _counted(func: Callable[..., R], context: _context.CallContext) -> Callable[..., R]:
+    """``func``, setting ``context.attempt`` to 1, 2, ... before each call."""
+    attempts = 0
+
+    def attempt(*args: Any, **kwargs: Any) -> R:
+        nonlocal attempts
+        attempts += 1
+        context.attempt = attempts
+        return func(*args, **kwargs)
+
+    return attempt
+
+
+def _acounted(
+    func: Callable[..., Awaitable[R]], context: _context.CallContext
+) -> Callable[..., Awaitable[R]]:
+    """The same as ``_counted`` for coroutine functions."""
+    attempts = 0
+
+    async def attempt(*args: Any, **kwargs: Any) -> R:
+        nonlocal attempts
+        attempts += 1
+        context.attempt = attempts
+        return await func(*args, **kwargs)
+
+    return attempt
+
+
 def retry_with_backoff(
     *,
     max_retries: int = 3,
@@ -677,7 +823,7 @@ def retry_with_backoff(
     name: str | None = None,
     sleep: SleepFunc = time.sleep,
     clock: Clock = time.monotonic,
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
+) -> Retry:
     """Retry a function or coroutine function when it fails, waiting longer each time.
 
     The wrapped function keeps its exact type. A call makes up to ``1 + max_retries``
@@ -717,7 +863,8 @@ def retry_with_backoff(
         clock: monotonic seconds, for ``max_elapsed`` and ``RetryState.elapsed``.
 
     Returns:
-        A decorator for functions, coroutine functions and methods.
+        A ``Retry``: a decorator for functions, coroutine functions and methods, and a
+        strategy a ``Pipeline`` composes.
 
     Raises:
         TypeError, ValueError: an option is invalid (raised here, not at call time).
@@ -733,7 +880,7 @@ def retry_with_backoff(
         >>> flaky(), len(attempts)
         ('ok', 3)
     """
-    policy = _Policy.build(
+    return Retry(
         max_retries=max_retries,
         base_delay=base_delay,
         max_delay=max_delay,
@@ -751,7 +898,6 @@ def retry_with_backoff(
         sleep=sleep,
         clock=clock,
     )
-    return policy.decorate
 
 
 def retry_on_failure(func: Callable[[], R], /, **options: Unpack[_RetryOptions]) -> R:
@@ -1025,6 +1171,7 @@ def retry_api_call(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -
 
 
 for _public in (
+    Retry,
     RetryContext,
     RetryState,
     retry_api_call,

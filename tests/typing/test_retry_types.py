@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, assert_type
 
 from resilience import (
+    Retry,
     RetryBudget,
     RetryContext,
     RetryState,
@@ -199,3 +200,25 @@ def check_sleep_types() -> None:
     clock = FakeClock()
     sleeps: list[Callable[[float], Awaitable[None] | None]] = [clock.sleep, clock.asleep]
     retry_with_backoff(sleep=sleeps[0], clock=clock)
+
+
+def check_retry_strategy() -> None:
+    """Retry is what retry_with_backoff returns; call and call_async keep result types."""
+    retry = retry_with_backoff(max_retries=1)
+    assert_type(retry, Retry)
+    assert_type(Retry(name="r").call(len, "abc"), int)
+
+    @Retry(max_retries=1)
+    def plain(x: int) -> str:
+        return str(x)
+
+    assert_type(plain(1), str)
+
+
+async def check_retry_strategy_async() -> None:
+    """call_async gives the coroutine function's result type."""
+
+    async def work(x: int) -> bytes:
+        return bytes(x)
+
+    assert_type(await Retry().call_async(work, 3), bytes)
