@@ -10,6 +10,7 @@ from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
 from resilience._bulkhead import Bulkhead
 from resilience._deadline import check_deadline, deadline, remaining
+from resilience._fallback import Fallback, Outcome
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -65,8 +66,10 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "CountWindow",
     "DEFAULT_TIMEOUT",
     "FailureRate",
+    "Fallback",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
+    "Outcome",
     "RateLimitedError",
     "ResilienceError",
     "ResilienceWarning",

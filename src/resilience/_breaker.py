@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
+from resilience import _fallback
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
 from resilience._state import CircuitState
 from resilience._validate import (
@@ -463,7 +464,8 @@ class CircuitBreaker:
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
-            return cast("R", fallback(*args, **kwargs))
+            outcome = _fallback.Outcome(ticket, None, args, kwargs)
+            return cast("R", _fallback.answer(_fallback.by_arguments(fallback), outcome))
         started = self._settings.clock() if self._settings.timed else None
         try:
             result = func(*args, **kwargs)
@@ -508,12 +510,9 @@ class CircuitBreaker:
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
-            answer = fallback(*args, **kwargs)
-            import inspect  # noqa: PLC0415  # loaded by asyncio already; kept off import time
-
-            if inspect.isawaitable(answer):
-                answer = await answer
-            return cast("R", answer)
+            outcome = _fallback.Outcome(ticket, None, args, kwargs)
+            handler = _fallback.by_arguments(fallback)
+            return cast("R", await _fallback.answer_async(handler, outcome))
         started = self._settings.clock() if self._settings.timed else None
         try:
             result = await func(*args, **kwargs)
