@@ -30,6 +30,7 @@ from resilience._retry import (
 )
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
+from resilience._time_limits import Deadline, Timeout
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
@@ -65,6 +66,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "ConsecutiveFailures",
     "CountWindow",
     "DEFAULT_TIMEOUT",
+    "Deadline",
     "FailureRate",
     "Fallback",
     "MAX_TIMEOUT",
@@ -82,6 +84,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "TIMEOUTS",
     "ThrottledError",
     "TimeWindow",
+    "Timeout",
     "TripPolicy",
     "call_with_timeout",
     "check_deadline",
