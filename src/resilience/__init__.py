@@ -11,6 +11,7 @@ from resilience._budget import RetryBudget
 from resilience._bulkhead import Bulkhead
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._fallback import Fallback, Outcome
+from resilience._pipeline import Pipeline
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -72,6 +73,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "Outcome",
+    "Pipeline",
     "RateLimitedError",
     "ResilienceError",
     "ResilienceWarning",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import types
 
     from resilience._storage import BreakerStorage
+    from resilience._strategy import StrategyInfo
     from resilience._types import Backoff, Clock
 
 __all__ = ["CircuitBreaker"]
@@ -521,6 +522,27 @@ class CircuitBreaker:
             raise
         await self._finish_result_async(ticket, result, started)
         return result
+
+    def _strategy_info(self) -> StrategyInfo:
+        """Describe this breaker for a pipeline: its kind, name and effective options."""
+        settings = self._settings
+        return {
+            "kind": "circuit_breaker",
+            "name": self._name,
+            "options": {
+                "failure_threshold": settings.failure_threshold,
+                "recovery_timeout": settings.recovery_timeout,
+                "success_threshold": settings.success_threshold,
+                "half_open_max_calls": settings.half_open_max_calls,
+                "policy": settings.policy,
+                "failure_on": settings.failure_on,
+                "ignore": settings.ignore,
+                "failure_on_result": settings.failure_on_result,
+                "fallback": settings.fallback,
+                "clock": settings.clock,
+                "storage": getattr(self, "storage", None),
+            },
+        }
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Decorate a function or coroutine function so each call goes through the breaker.
