@@ -414,10 +414,13 @@ def test_block_forms_wait_in_the_queue() -> None:
     assert entered == ["sync", "async"]
 
 
-def test_exiting_a_block_never_entered_is_an_error() -> None:
-    """``__exit__`` without ``__enter__`` in this context raises RuntimeError."""
+@pytest.mark.parametrize("limit", [1, AdaptiveLimit()], ids=["fixed", "adaptive"])
+def test_exiting_a_block_never_entered_is_an_error(limit: Any) -> None:
+    """``__exit__`` without ``__enter__`` raises RuntimeError instead of adding a slot."""
+    pool = Bulkhead(limit)
     with pytest.raises(RuntimeError, match="without being entered"):
-        Bulkhead(1).__exit__(None, None, None)
+        pool.__exit__(None, None, None)
+    assert pool.get_stats()["in_flight"] == 0
 
 
 def test_the_decorator_keeps_sync_and_async_functions_as_they_are() -> None:
@@ -556,15 +559,18 @@ def test_the_decorated_form_frees_the_slot_when_the_call_raises() -> None:
 
 
 def test_joining_the_queue_just_as_a_slot_frees_takes_the_slot() -> None:
-    """A caller that reaches the queue after a slot freed takes it instead of waiting."""
+    """A caller that reaches the queue after a slot freed is handed it at once."""
     from resilience._bulkhead import _Waiter
 
     pool = Bulkhead(1, max_queue=1)
     waiter = _Waiter()
-    assert pool._enqueue(waiter) is False
+    pool._enqueue(waiter)
     assert waiter.granted
-    assert pool.get_stats()["in_flight"] == 1
-    assert pool._enqueue(_Waiter()) is True
+    assert waiter.lock.acquire(blocking=False)  # already woken
+    assert (pool.get_stats()["in_flight"], pool.get_stats()["queued"]) == (1, 0)
+    second = _Waiter()
+    pool._enqueue(second)
+    assert not second.granted
     with pytest.raises(BulkheadFullError):
         pool._enqueue(_Waiter())  # the queue filled up meanwhile
     assert pool.get_stats()["total_rejected"] == 1

@@ -1,18 +1,25 @@
 """The bulkhead: at most N calls at once, a bounded first-in-first-out queue behind them.
 
-Threads and tasks share one bulkhead. Its state (calls in flight, the queue of waiters,
-totals) sits behind one ``threading.Lock`` held for a few integer updates, never while a
-call runs or a caller waits. A caller that finds no free slot joins the queue with a waiter
-of its own kind: a thread blocks on a private lock, a task awaits a future of its loop, so
-waiting never blocks an event loop. A finishing call hands its slot straight to the oldest
-waiter (FIFO), so a newcomer cannot overtake the queue.
+Threads and tasks share one bulkhead. Its free slots are tokens in a ``collections.deque``:
+taking one is ``pop()`` and giving it back is ``append()``, each atomic in CPython, so a call
+that finds a free slot and no queue takes no lock at all. A lock round trip costs 110-220 ns
+on the machines we measure (``benchmarks/bench_pipeline.py``), two of them per call would
+double the bulkhead's cost. The lock guards only the slow paths: the queue of waiters,
+limit changes and rejections, held for a few updates, never while a call runs or a caller
+waits.
+
+A caller that finds no free slot joins the queue with a waiter of its own kind: a thread
+blocks on a private lock, a task awaits a future of its loop, so waiting never blocks an
+event loop. Free tokens go to the oldest waiters first (FIFO). A release puts its token
+back and then looks at the queue; a waiter joins the queue and then looks for a token;
+whichever comes second sees the other, so no token is left idle while someone waits.
 
 Slots are released on every exit path. Two things make that hold even when a sync
 ``timeout()`` interrupts the caller with ``SIGALRM`` at an arbitrary bytecode:
 
 - the bookkeeping functions (``_arrive``, ``_enqueue``, ``_leave``, ``_release``, the block
-  forms' enter/exit steps) are registered with ``timeout()``'s alarm handler, which defers
-  its interrupt while one of them runs, so each finishes or never starts;
+  forms' exit steps) are registered with ``timeout()``'s alarm handler, which defers its
+  interrupt while one of them runs, so each finishes or never starts;
 - between those functions there is no point where CPython runs a signal handler with a
   slot held and not yet covered by the ``try`` that releases it: handlers run at function
   entry, backward jumps and after calls into C, and the calling code holds none of those
@@ -24,6 +31,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import enum
+import itertools
 import threading
 from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar
 
@@ -65,6 +73,15 @@ Ticket = float | None
 _BLOCKS: contextvars.ContextVar[tuple[tuple[Bulkhead, Ticket], ...]] = contextvars.ContextVar(
     "resilience_bulkhead_blocks", default=()
 )
+
+
+def _drawn(counter: itertools.count[int]) -> int:
+    """Return how many values ``counter`` has handed out, without drawing one.
+
+    ``next()`` on a count is the one atomic increment CPython offers without a lock (see
+    the module docstring for why the hot path takes none); its repr is ``count(N)``.
+    """
+    return int(repr(counter)[6:-1])
 
 
 class _Waiter:
@@ -147,13 +164,14 @@ class Bulkhead:
         "__weakref__",
         "_adaptive",
         "_admitted",
-        "_in_flight",
+        "_debt",
         "_limit",
         "_lock",
         "_max_concurrent",
         "_max_queue",
         "_max_wait",
         "_name",
+        "_pool",
         "_rejected",
         "_waiters",
     )
@@ -182,9 +200,10 @@ class Bulkhead:
         self._max_wait = check_number("max_wait", max_wait, minimum=0.0)
         self._name = check_name(name, optional=True)
         self._lock = threading.Lock()
-        self._in_flight = 0
+        self._pool: collections.deque[bool] = collections.deque([True] * self._limit)
+        self._debt = 0  # tokens to destroy on release after the limit went down
         self._waiters: collections.deque[_Waiter] = collections.deque()
-        self._admitted = 0
+        self._admitted = itertools.count()  # next() is atomic: the lock-free path counts
         self._rejected = 0
         if self._name is not None:
             _observed.observe(self)
@@ -275,7 +294,8 @@ class Bulkhead:
         ticket = self._arrive()
         if ticket is _QUEUE:
             ticket = self._wait()
-        self._push(ticket)
+        if ticket is not None:
+            self._push(ticket)
         return self
 
     def __exit__(
@@ -284,13 +304,14 @@ class Bulkhead:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
-        self._release(self._pop(), exc)
+        self._release(self._exit_ticket(), exc)
 
     async def __aenter__(self) -> Self:
         ticket = self._arrive()
         if ticket is _QUEUE:
             ticket = await self._wait_async()
-        self._push(ticket)
+        if ticket is not None:
+            self._push(ticket)
         return self
 
     async def __aexit__(
@@ -299,9 +320,18 @@ class Bulkhead:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
-        self._release(self._pop(), exc)
+        self._release(self._exit_ticket(), exc)
 
-    def _push(self, ticket: Ticket) -> None:
+    def _exit_ticket(self) -> Ticket:
+        """The ticket of the block being left; an exit with nothing in flight is an error."""
+        if self._adaptive is not None:
+            return self._pop()
+        if len(self._pool) >= self._limit + self._debt:  # releasing would add a slot
+            raise RuntimeError("bulkhead block exited without being entered")
+        return None
+
+    # Only an adaptive bulkhead's tickets (start times) need carrying from enter to exit.
+    def _push(self, ticket: float) -> None:
         _BLOCKS.set((*_BLOCKS.get(), (self, ticket)))
 
     def _pop(self) -> Ticket:
@@ -320,10 +350,18 @@ class Bulkhead:
 
     def _arrive(self) -> Ticket | _Queue:
         """Take a free slot, or say the caller must queue, or reject it."""
+        if not self._waiters:  # nobody queued: a free token may be taken without the lock
+            try:
+                self._pool.pop()
+            except IndexError:
+                pass
+            else:
+                next(self._admitted)
+                return None if self._adaptive is None else self._start()
         with self._lock:
-            if self._in_flight < self._limit and not self._waiters:
-                self._in_flight += 1
-                self._admitted += 1
+            if not self._waiters and self._pool:
+                self._pool.pop()  # under the lock only the lock-free path competes, and lost
+                next(self._admitted)
                 return self._start()
             if len(self._waiters) < self._max_queue:
                 return _QUEUE
@@ -336,20 +374,20 @@ class Bulkhead:
             _events.emit("bulkhead_full", "bulkhead", self._name, None, limit=limit)
         raise BulkheadFullError(self._name, limit)
 
-    def _enqueue(self, waiter: _Waiter) -> bool:
-        """Queue ``waiter`` (True), or give it a slot that freed meanwhile (False)."""
+    def _enqueue(self, waiter: _Waiter) -> None:
+        """Queue ``waiter``, handing it a token at once if one is free; or reject it."""
         with self._lock:
-            if self._in_flight < self._limit and not self._waiters:
-                self._in_flight += 1
-                self._admitted += 1
-                waiter.granted = True
-                return False
             if len(self._waiters) < self._max_queue:
                 self._waiters.append(waiter)
-                return True
-            self._rejected += 1
-            limit = self._limit
-        return self._full(limit)
+                # A release may have put its token back before we joined: look for it now.
+                woken = self._hand_over()
+            else:
+                self._rejected += 1
+                limit = self._limit
+                woken = None
+        if woken is None:
+            self._full(limit)
+        self._wake(woken)
 
     def _wait_limit(self) -> float | None:
         """Seconds a queued caller may wait: ``max_wait`` and the deadline, or None."""
@@ -363,10 +401,10 @@ class Bulkhead:
         """Queue this thread until a slot is handed to it; return the slot's ticket."""
         waiter = _Waiter()
         try:
-            if self._enqueue(waiter):
-                wait = self._wait_limit()
-                if not waiter.lock.acquire(timeout=-1 if wait is None else wait):
-                    self._leave(waiter, cancelled=False)
+            self._enqueue(waiter)
+            wait = self._wait_limit()
+            if not waiter.lock.acquire(timeout=-1 if wait is None else wait):
+                self._leave(waiter, cancelled=False)
             ticket = self._start()
         except BaseException:
             self._leave(waiter, cancelled=True)
@@ -381,12 +419,12 @@ class Bulkhead:
         waiter = _Waiter(loop)
         expiry: asyncio.TimerHandle | None = None
         try:
-            if self._enqueue(waiter):
-                wait = self._wait_limit()
-                if wait is not None:
-                    expiry = loop.call_later(wait, waiter.expire)
-                if not await waiter.future:
-                    self._leave(waiter, cancelled=False)
+            self._enqueue(waiter)
+            wait = self._wait_limit()
+            if wait is not None:
+                expiry = loop.call_later(wait, waiter.expire)
+            if not await waiter.future:
+                self._leave(waiter, cancelled=False)
             ticket = self._start()
         except BaseException:
             self._leave(waiter, cancelled=True)
@@ -409,7 +447,7 @@ class Bulkhead:
                 if not cancelled:
                     return
                 waiter.granted = False
-                self._in_flight -= 1
+                self._give_back_locked()
                 woken = self._hand_over()
             else:
                 try:
@@ -426,37 +464,66 @@ class Bulkhead:
         self._full(limit)
 
     def _release(self, ticket: Ticket, exc: BaseException | None) -> None:
-        """Free a slot, handing it to the oldest waiter; feed the adaptive limit."""
+        """Free a slot: its token goes back to the pool, or to the oldest waiter."""
         if ticket is not None:
             self._adapt(ticket, exc)
-        with self._lock:
-            self._in_flight -= 1
-            if not self._waiters:
-                return
-            woken = self._hand_over()
-        self._wake(woken)
+        if self._debt:
+            with self._lock:
+                self._give_back_locked()
+        else:
+            self._pool.append(True)
+        if self._waiters:  # checked after the token is back: see the module docstring
+            with self._lock:
+                woken = self._hand_over()
+            self._wake(woken)
+
+    def _give_back_locked(self) -> None:
+        """Return one token, or destroy it while the limit owes tokens (the lock is held)."""
+        if self._debt:
+            self._debt -= 1
+        else:
+            self._pool.append(True)
 
     def _adapt(self, started: float, exc: BaseException | None) -> None:
         adaptive = self._adaptive
         if adaptive is None or (exc is not None and not isinstance(exc, Exception)):
             return  # a cancelled call's duration says nothing about the service
         rtt = adaptive._clock() - started  # noqa: SLF001  # our own class
-        limit = adaptive._sample(rtt, self._in_flight, failed=exc is not None)  # noqa: SLF001
-        if limit != self._limit:
-            with self._lock:
-                self._limit = limit
-                woken = self._hand_over() if self._waiters else []
-            self._wake(woken)
+        limit = adaptive._sample(rtt, self._in_flight(), failed=exc is not None)  # noqa: SLF001
+        if limit == self._limit:
+            return
+        with self._lock:
+            change = limit - self._limit
+            self._limit = limit
+            if change > 0:
+                repaid = min(change, self._debt)
+                self._debt -= repaid
+                self._pool.extend([True] * (change - repaid))
+                woken = self._hand_over()
+            else:
+                owed = -change
+                while owed and self._pool:
+                    self._pool.pop()
+                    owed -= 1
+                self._debt += owed
+                woken = []
+        self._wake(woken)
+
+    def _in_flight(self) -> int:
+        return self._limit + self._debt - len(self._pool)
 
     def _hand_over(self) -> list[_Waiter]:
-        """Give free slots to the oldest waiters (the lock is held); return them."""
+        """Give free tokens to the oldest waiters (the lock is held); return them."""
         woken = []
-        waiters = self._waiters
-        while waiters and self._in_flight < self._limit:
+        waiters, pool = self._waiters, self._pool
+        while waiters:
+            try:
+                pool.pop()
+            except IndexError:
+                break
             waiter = waiters.popleft()
             waiter.granted = True
-            self._in_flight += 1
-            self._admitted += 1
+            next(self._admitted)
             woken.append(waiter)
         return woken
 
@@ -476,10 +543,10 @@ class Bulkhead:
         with self._lock:
             return {
                 "name": self._name,
-                "in_flight": self._in_flight,
+                "in_flight": self._in_flight(),
                 "queued": len(self._waiters),
                 "limit": self._limit,
-                "total_admitted": self._admitted,
+                "total_admitted": _drawn(self._admitted),
                 "total_rejected": self._rejected,
             }
 
@@ -562,4 +629,5 @@ shield_from_alarms(
     Bulkhead._push,  # noqa: SLF001
     Bulkhead.__exit__,
     Bulkhead.__aexit__,
+    Bulkhead._exit_ticket,  # noqa: SLF001
 )
