@@ -19,6 +19,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import resilience
+from resilience._context import CallContext, _current
+from resilience._pipeline import _chain
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,6 +104,9 @@ def main() -> None:
         ("retry, breaker, bulkhead stacked as decorators", _calls(stacked)),
         ("@pipeline(retry, breaker, bulkhead)", _calls(piped)),
         ("pipeline.call(f)", _calls(lambda: pipeline.call(ok))),
+        # What the pipeline costs without opening its per-call context: the chain alone.
+        ("the same chain without the call context", _calls(_chain(pipeline.strategies, ok))),
+        ("opening and closing a call context alone", _calls(_context_only)),
     ]
     results: dict[str, tuple[float, float, float]] = {}
     print(f"sync, {number:,} calls per round, {REPEAT} rounds; ratio = ns / bare call ns")
@@ -150,6 +155,11 @@ def main() -> None:
         f"(target: pipeline <= stacked: "
         f"{'met' if piped_ratio <= stack and called_ratio <= stack else 'NOT met'})"
     )
+
+
+def _context_only() -> None:
+    token = _current.set(CallContext("bench"))
+    _current.reset(token)
 
 
 def _block(pool: resilience.Bulkhead) -> int:
