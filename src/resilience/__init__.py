@@ -5,10 +5,14 @@ The public API is re-exported here; the modules behind it are private.
 
 from __future__ import annotations
 
+from resilience._adaptive import AdaptiveLimit
 from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
+from resilience._bulkhead import Bulkhead
 from resilience._deadline import check_deadline, deadline, remaining
+from resilience._fallback import Fallback, Outcome
 from resilience._hedge import Hedge
+from resilience._pipeline import Pipeline
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
     BreakerRegistry,
@@ -28,6 +32,7 @@ from resilience._retry import (
 )
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
+from resilience._time_limits import Deadline, Timeout
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
@@ -52,8 +57,10 @@ from resilience.exceptions import (
 )
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
+    "AdaptiveLimit",
     "BreakerRegistry",
     "BreakerStorage",
+    "Bulkhead",
     "BulkheadFullError",
     "Chaos",
     "CircuitBreaker",
@@ -63,10 +70,14 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "ConsecutiveFailures",
     "CountWindow",
     "DEFAULT_TIMEOUT",
+    "Deadline",
     "FailureRate",
+    "Fallback",
     "Hedge",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
+    "Outcome",
+    "Pipeline",
     "RateLimitedError",
     "ResilienceError",
     "ResilienceWarning",
@@ -79,6 +90,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "TIMEOUTS",
     "ThrottledError",
     "TimeWindow",
+    "Timeout",
     "TripPolicy",
     "call_with_timeout",
     "check_deadline",

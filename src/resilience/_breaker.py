@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
+from resilience import _fallback
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
 from resilience._state import CircuitState
 from resilience._validate import (
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     import types
 
     from resilience._storage import BreakerStorage
+    from resilience._strategy import StrategyInfo
     from resilience._types import Backoff, Clock
 
 __all__ = ["CircuitBreaker"]
@@ -463,7 +465,8 @@ class CircuitBreaker:
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
-            return cast("R", fallback(*args, **kwargs))
+            outcome = _fallback.Outcome(ticket, None, args, kwargs)
+            return cast("R", _fallback.answer(_fallback.by_arguments(fallback), outcome))
         started = self._settings.clock() if self._settings.timed else None
         try:
             result = func(*args, **kwargs)
@@ -508,12 +511,9 @@ class CircuitBreaker:
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
-            answer = fallback(*args, **kwargs)
-            import inspect  # noqa: PLC0415  # loaded by asyncio already; kept off import time
-
-            if inspect.isawaitable(answer):
-                answer = await answer
-            return cast("R", answer)
+            outcome = _fallback.Outcome(ticket, None, args, kwargs)
+            handler = _fallback.by_arguments(fallback)
+            return cast("R", await _fallback.answer_async(handler, outcome))
         started = self._settings.clock() if self._settings.timed else None
         try:
             result = await func(*args, **kwargs)
@@ -522,6 +522,27 @@ class CircuitBreaker:
             raise
         await self._finish_result_async(ticket, result, started)
         return result
+
+    def _strategy_info(self) -> StrategyInfo:
+        """Describe this breaker for a pipeline: its kind, name and effective options."""
+        settings = self._settings
+        return {
+            "kind": "circuit_breaker",
+            "name": self._name,
+            "options": {
+                "failure_threshold": settings.failure_threshold,
+                "recovery_timeout": settings.recovery_timeout,
+                "success_threshold": settings.success_threshold,
+                "half_open_max_calls": settings.half_open_max_calls,
+                "policy": settings.policy,
+                "failure_on": settings.failure_on,
+                "ignore": settings.ignore,
+                "failure_on_result": settings.failure_on_result,
+                "fallback": settings.fallback,
+                "clock": settings.clock,
+                "storage": getattr(self, "storage", None),
+            },
+        }
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Decorate a function or coroutine function so each call goes through the breaker.
