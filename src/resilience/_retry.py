@@ -21,9 +21,20 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypedDict, TypeVar, Unpack, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Final,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypedDict,
+    TypeVar,
+    Unpack,
+    cast,
+)
 
-from resilience import _context, _deadline
+from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
 from resilience._retry_stats import RetryCounter, counter_for
 from resilience._validate import (
@@ -63,10 +74,32 @@ ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
 SleepFunc = Callable[[float], Awaitable[None] | None]
 """``time.sleep``-like, or for async code a coroutine function like ``asyncio.sleep``."""
 
-SyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]
-"""``call(func, args, kwargs)``: run one call under a policy."""
-AsyncRun = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
-"""``await call_async(func, args, kwargs)``: the same for coroutine functions."""
+
+class SyncRun(Protocol):
+    """``call(func, args, kwargs, context=None)``: run one call under a policy."""
+
+    def __call__(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: _context.CallContext | None = None,
+        /,
+    ) -> Any: ...
+
+
+class AsyncRun(Protocol):
+    """``await call_async(func, args, kwargs, context=None)``: the same for coroutines."""
+
+    def __call__(
+        self,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: _context.CallContext | None = None,
+        /,
+    ) -> Awaitable[Any]: ...
+
 
 _INF: Final = math.inf
 _DEFAULT_BASE_DELAY: Final = 1.0
@@ -97,6 +130,35 @@ class _InstantSwitch:
 
 
 INSTANT: Final = _InstantSwitch()
+
+
+class _TestingSwitch:
+    """The process-wide cap on attempts behind ``testing.retries()``.
+
+    Each active use holds its cap; the smallest one applies, so nested and overlapping uses
+    (from several threads) compose. ``attempts`` is read without the lock: it is replaced
+    whole.
+    """
+
+    __slots__ = ("_caps", "_lock", "attempts")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._caps: list[int] = []
+        self.attempts: int | None = None
+
+    def enter(self, cap: int) -> None:
+        with self._lock:
+            self._caps.append(cap)
+            self.attempts = min(self._caps)
+
+    def exit(self, cap: int) -> None:
+        with self._lock:
+            self._caps.remove(cap)
+            self.attempts = min(self._caps) if self._caps else None
+
+
+TESTING: Final = _TestingSwitch()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,16 +311,20 @@ def _make_backoff(
 class _Policy:
     """A validated retry configuration; immutable, so every call and thread may share it."""
 
-    max_retries: int
+    max_retries: int | None  # None: bounded by max_elapsed or a deadline
     delay: Callable[[int], float]
+    min_delay: float
     retry_on: tuple[type[BaseException], ...]
     retry_if: Callable[[BaseException], bool] | None  # the presets' extra filter
     retry_on_result: Callable[[Any], bool] | None
     give_up_on: tuple[type[BaseException], ...]
     max_elapsed: float | None
     on_retry: Callable[[RetryState], object] | None
+    before: Callable[[int], object] | None
+    on_success: Callable[[RetryState], object] | None
+    on_giveup: Callable[[RetryState], object] | None
     max_retry_after: float
-    hint: Callable[[BaseException], float | None] | None  # beyond a `retry_after` attribute
+    hint: Callable[[Any], float | None] | None  # beyond a `retry_after` attribute
     budget: RetryBudget | None
     name: str | None
     counter: RetryCounter | None
@@ -266,6 +332,8 @@ class _Policy:
     asleep: SleepFunc
     clock: Clock
     # Made from the fields above by __post_init__.
+    count_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
+    time_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
     call_async: AsyncRun = field(init=False, repr=False, compare=False)
 
@@ -328,12 +396,16 @@ class _Policy:
         return cls(
             max_retries=max_retries,
             delay=strategy if backoff is None else backoff,
+            min_delay=0.0,
             retry_on=exception_types("exceptions", exceptions),
             retry_if=retry_if,
             retry_on_result=check_callable("retry_on_result", retry_on_result, optional=True),
             give_up_on=exception_types("give_up_on", give_up_on),
             max_elapsed=max_elapsed,
             on_retry=check_callable("on_retry", on_retry, optional=True),
+            before=None,
+            on_success=None,
+            on_giveup=None,
             max_retry_after=max_retry_after,
             hint=hint,
             budget=budget,
@@ -345,39 +417,63 @@ class _Policy:
             clock=check_callable("clock", clock),
         )
 
-    # ------------------------------------------------------------------ decisions
+    # ------------------------------------------------------------------ the engine's parts
+    # One call's retries are an `_Attempts` (below); it asks the policy for each decision.
+    # The checks that can stop a retry are small functions run in a fixed order, and a
+    # policy keeps only those its options use (see `_limits`).
 
-    def _decide(  # noqa: C901, PLR0911, PLR0912  # flat on purpose: see the docstring
-        self, attempt: int, exc: Exception | None, result: Any, start: float
-    ) -> float | None:
-        """Return the delay before the next attempt, or stop.
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "count_limits", _count_limits(self))
+        object.__setattr__(self, "time_limits", _time_limits(self))
+        sync_run, async_run = _drivers(self)
+        object.__setattr__(self, "call", sync_run)
+        object.__setattr__(self, "call_async", async_run)
 
-        ``exc`` is the attempt's exception, or None when ``result`` was retried. Stopping
-        notes and counts the call, then returns None for an exception (which the caller
-        re-raises) or raises ``RetryError`` for a result. This runs once per failed
-        attempt, so it is written flat: no helper calls for what a policy does not use.
+    def retries_error(self, exc: Exception) -> bool:
+        """Whether ``exc`` is retried at all (before any limit is looked at)."""
+        if isinstance(exc, self.give_up_on):
+            return False
+        return isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
+
+    def next_delay(self, run: _Attempts, exc: Exception | None, result: Any) -> float | None:
+        """Return the delay before the next attempt, or give up (see ``_Attempts``).
+
+        The order is fixed and documented in docs/retry.md: the error filter, the attempt
+        limits, the backoff, the retry-after hint, then the time limits and the budget.
         """
-        if exc is not None and (
-            isinstance(exc, self.give_up_on)
-            or not (
-                isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
-            )
-        ):
-            self._stop(attempt, exc, result, start, None)
+        if exc is not None and not self.retries_error(exc):
+            run.give_up(exc, result, None)
             return None
-        if attempt > self.max_retries:
-            self._stop(attempt, exc, result, start, f"max_retries={self.max_retries} reached")
+        reason = None
+        for limit in self.count_limits:
+            reason = limit(self, run, 0.0)
+            if reason is not None:
+                run.give_up(exc, result, reason)
+                return None
+        delay, reason = self._backoff_delay(run.attempt)
+        if reason is None:
+            delay, reason = self._hinted(delay, exc, result)
+        if reason is None:
+            for limit in self.time_limits:
+                reason = limit(self, run, delay)
+                if reason is not None:
+                    break
+        if reason is not None:
+            run.give_up(exc, result, reason)
             return None
+        run.announce(exc, result, delay)
+        return delay
+
+    def _backoff_delay(self, attempt: int) -> tuple[float, str | None]:
+        """The backoff's delay before retry ``attempt``, or why there is none."""
         try:
             # Typed as a float, but a custom strategy may return anything.
             returned: object = self.delay(attempt)
         except Exception:
             logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
-            self._stop(attempt, exc, result, start, "the backoff strategy raised")
-            return None
-        delay: float | None
+            return 0.0, "the backoff strategy raised"
         if type(returned) is float and 0.0 <= returned < _INF:  # the usual case, call-free
-            delay = returned
+            delay: float | None = returned
         else:
             delay = _seconds(returned)
         if delay is None:  # a custom strategy's non-number, NaN or infinity
@@ -388,86 +484,34 @@ class _Policy:
                 self.name,
                 shown,
             )
-            reason = f"the backoff strategy returned {shown}, not a finite number of seconds"
-            self._stop(attempt, exc, result, start, reason)
-            return None
+            return 0.0, f"the backoff strategy returned {shown}, not a finite number of seconds"
+        return max(delay, self.min_delay), None
+
+    def _hinted(self, delay: float, exc: Exception | None, result: Any) -> tuple[float, str | None]:
+        """Lengthen ``delay`` to a retry-after hint, or give the reason a hint stops it."""
+        hint = None
         if exc is not None:
-            # Any exception may carry a numeric `retry_after`; a preset may read more.
+            # Any exception may carry a numeric `retry_after` (as CircuitOpenError does).
             raw = getattr(exc, "retry_after", None)
             hint = None if raw is None else _number(raw)
-            if hint is None and self.hint is not None:
-                hint = self._hint(exc, self.hint)
-            if hint is not None:
-                if hint > self.max_retry_after or math.isinf(hint):
-                    reason = (
-                        f"its retry-after hint of {hint:.3f}s exceeds "
-                        f"max_retry_after={self.max_retry_after:g}s"
-                    )
-                    self._stop(attempt, exc, result, start, reason)
-                    return None
-                delay = max(delay, hint)
-        elapsed = 0.0
-        if self.max_elapsed is not None or self.on_retry is not None:
-            elapsed = self.clock() - start
-            if self.max_elapsed is not None and elapsed + delay > self.max_elapsed:
-                reason = f"waiting {delay:.3f}s more would pass max_elapsed={self.max_elapsed:g}s"
-                self._stop(attempt, exc, result, start, reason)
-                return None
-        left = _deadline.remaining()
-        if left is not None and delay >= left:
-            reason = f"waiting {delay:.3f}s more would pass the deadline ({left:.3f}s left)"
-            self._stop(attempt, exc, result, start, reason)
-            return None
-        if self.budget is not None and not self.budget._withdraw():  # noqa: SLF001  # one unit
-            self._stop(attempt, exc, result, start, "the retry budget is spent")
-            return None
-        if self.on_retry is not None:
-            self._announce(RetryState(attempt, exc, result, delay, elapsed, self.name))
-        return delay
+        if hint is None and self.hint is not None:
+            hint = self._read_hint(result if exc is None else exc)
+        if hint is None:
+            return delay, None
+        if hint > self.max_retry_after or math.isinf(hint):
+            return delay, (
+                f"its retry-after hint of {hint:.3f}s exceeds "
+                f"max_retry_after={self.max_retry_after:g}s"
+            )
+        return max(delay, hint), None
 
-    def _stop(
-        self, attempt: int, exc: Exception | None, result: Any, start: float, reason: str | None
-    ) -> None:
-        """Give up: note why on the error and count the call; raise RetryError for a result.
-
-        ``reason`` None means the exception is not retried at all; it is noted only when
-        earlier attempts were retried.
-        """
-        self._record(attempt, succeeded=False)
-        if exc is None:
-            error = RetryError(result, attempt)
-            self._note(error, attempt, start, cast("str", reason))
-            raise error
-        if reason is not None:
-            self._note(exc, attempt, start, reason)
-        elif attempt > 1:
-            self._note(exc, attempt, start, f"{type(exc).__name__} is not retried")
-
-    def _hint(
-        self, exc: Exception, source: Callable[[BaseException], float | None]
-    ) -> float | None:
+    def _read_hint(self, source: object) -> float | None:
         try:
-            return source(exc)
+            value = cast("Callable[[object], object]", self.hint)(source)
         except Exception:
-            logger.exception("reading the retry-after hint of %r raised; ignoring it", exc)
+            logger.exception("reading the retry-after hint of %r raised; ignoring it", source)
             return None
-
-    def _announce(self, state: RetryState) -> None:
-        """Tell ``on_retry`` that a retry is coming; what it raises is logged."""
-        try:
-            cast("Callable[[RetryState], object]", self.on_retry)(state)
-        except Exception:
-            logger.exception("on_retry %r of retry %r raised", self.on_retry, self.name)
-
-    def _note(self, error: BaseException, attempt: int, start: float, reason: str) -> None:
-        who = "" if self.name is None else f"retry {self.name!r} "
-        plural = "" if attempt == 1 else "s"
-        elapsed = self.clock() - start
-        error.add_note(f"{who}gave up after {attempt} attempt{plural} in {elapsed:.3f}s: {reason}")
-
-    def _record(self, attempts: int, *, succeeded: bool) -> None:
-        if self.counter is not None:
-            self.counter.record(attempts=attempts, succeeded=succeeded)
+        return None if value is None else _number(value)
 
     def result_fails(self, result: Any) -> bool:
         """Whether ``retry_on_result`` asks for another attempt after ``result``."""
@@ -480,147 +524,20 @@ class _Policy:
             logger.exception("retry_on_result of retry %r raised; accepting the result", self.name)
             return False
 
-    # ------------------------------------------------------------------ running
-    # `call` and `call_async` are closures made once per policy (see __post_init__): the
-    # first attempt reads only local variables, which keeps a call that succeeds at once
-    # within a few times the cost of calling the function bare. Failures continue in
-    # `_rest` / `_arest`, outside the `except` block, so a later attempt's exception never
-    # gets an earlier one as its __context__.
+    def hook(self, which: str, hook: Callable[[Any], object], argument: object) -> None:
+        """Call a user hook; what it raises is logged, never passed to the caller."""
+        try:
+            hook(argument)
+        except Exception:
+            logger.exception("%s %r of retry %r raised", which, hook, self.name)
 
-    def __post_init__(self) -> None:
-        sync_run, async_run = self._runners()
-        object.__setattr__(self, "call", sync_run)
-        object.__setattr__(self, "call_async", async_run)
-
-    def _runners(self) -> tuple[SyncRun, AsyncRun]:  # noqa: C901  # two copies of one loop
-        budget = self.budget
-        clock = self.clock
-        check = self.retry_on_result
-        counter = self.counter
-        decide = self._decide
-        result_fails = self.result_fails
-        rest = self._rest
-        arest = self._arest
-
-        def call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if budget is not None:
-                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
-            start = clock()
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:
-                delay = decide(1, exc, None, start)
-                if delay is None:
-                    raise
-            except BaseException:
-                if counter is not None:
-                    counter.record(attempts=1, succeeded=False)
-                raise
-            else:
-                if check is None or not result_fails(result):
-                    if counter is not None:
-                        counter.record(attempts=1, succeeded=True)
-                    return result
-                delay = cast("float", decide(1, None, result, start))
-            return rest(func, args, kwargs, start, delay)
-
-        async def call_async(
-            func: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            if budget is not None:
-                budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
-            start = clock()
-            try:
-                result = await func(*args, **kwargs)
-            except Exception as exc:
-                delay = decide(1, exc, None, start)
-                if delay is None:
-                    raise
-            except BaseException:
-                if counter is not None:
-                    counter.record(attempts=1, succeeded=False)
-                raise
-            else:
-                if check is None or not result_fails(result):
-                    if counter is not None:
-                        counter.record(attempts=1, succeeded=True)
-                    return result
-                delay = cast("float", decide(1, None, result, start))
-            return await arest(func, args, kwargs, start, delay)
-
-        return call, call_async
-
-    def _rest(
-        self,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        start: float,
-        delay: float,
-    ) -> Any:
-        """Wait ``delay``, then make attempts 2, 3, ... until one succeeds or it gives up."""
-        attempt = 1
-        while True:
-            if delay > 0.0 and not INSTANT.depth:
-                try:
-                    self.sleep(delay)
-                except BaseException:
-                    self._record(attempt, succeeded=False)
-                    raise
-            attempt += 1
-            try:
-                result = func(*args, **kwargs)
-            except Exception as exc:
-                next_delay = self._decide(attempt, exc, None, start)
-                if next_delay is None:
-                    raise
-                delay = next_delay
-            except BaseException:
-                self._record(attempt, succeeded=False)
-                raise
-            else:
-                if not self.result_fails(result):
-                    self._record(attempt, succeeded=True)
-                    return result
-                delay = cast("float", self._decide(attempt, None, result, start))
-
-    async def _arest(
-        self,
-        func: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        start: float,
-        delay: float,
-    ) -> Any:
-        """The same as ``_rest`` for coroutine functions, waiting without blocking."""
-        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
-
-        attempt = 1
-        while True:
-            if delay > 0.0 and not INSTANT.depth:
-                try:
-                    pending = self.asleep(delay)
-                    if inspect.isawaitable(pending):
-                        await pending
-                except BaseException:  # a task cancelled while it waits ends here, at once
-                    self._record(attempt, succeeded=False)
-                    raise
-            attempt += 1
-            try:
-                result = await func(*args, **kwargs)
-            except Exception as exc:
-                next_delay = self._decide(attempt, exc, None, start)
-                if next_delay is None:
-                    raise
-                delay = next_delay
-            except BaseException:
-                self._record(attempt, succeeded=False)
-                raise
-            else:
-                if not self.result_fails(result):
-                    self._record(attempt, succeeded=True)
-                    return result
-                delay = cast("float", self._decide(attempt, None, result, start))
+    def finished(self, attempts: int, start: float, result: Any) -> None:
+        """Count a call whose attempt ``attempts`` succeeded, and tell ``on_success``."""
+        if self.counter is not None:
+            self.counter.record(attempts=attempts, succeeded=True)
+        if self.on_success is not None:
+            state = RetryState(attempts, None, result, 0.0, self.clock() - start, self.name)
+            self.hook("on_success", self.on_success, state)
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Wrap ``func`` (sync or async) so every call runs under this policy."""
@@ -631,7 +548,332 @@ class _Policy:
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"
             )
-        return wrap(func, self.call, self.call_async)
+        wrapper = wrap(func, self.call, self.call_async)
+        # functools.wraps leaves these out; introspection (and tenacity users) expect them.
+        wrapper.__defaults__ = getattr(func, "__defaults__", None)
+        wrapper.__kwdefaults__ = getattr(func, "__kwdefaults__", None)
+        return wrapper
+
+
+Limit = Callable[[_Policy, "_Attempts", float], str | None]
+"""``limit(policy, run, delay)``: why the retry must stop now, or None."""
+
+
+def _max_retries_reached(policy: _Policy, run: _Attempts, _delay: float) -> str | None:
+    if run.attempt > cast("int", policy.max_retries):
+        return f"max_retries={policy.max_retries} reached"
+    return None
+
+
+def _testing_cap_reached(_policy: _Policy, run: _Attempts, _delay: float) -> str | None:
+    cap = TESTING.attempts
+    if cap is not None and run.attempt >= cap:
+        return f"resilience.testing.retries() allows {cap} attempt{'' if cap == 1 else 's'}"
+    return None
+
+
+def _past_max_elapsed(policy: _Policy, run: _Attempts, delay: float) -> str | None:
+    limit = cast("float", policy.max_elapsed)
+    if policy.clock() - run.start + delay >= limit:
+        return f"waiting {delay:.3f}s more would reach max_elapsed={limit:g}s"
+    return None
+
+
+def _past_deadline(_policy: _Policy, _run: _Attempts, delay: float) -> str | None:
+    left = _deadline.remaining()
+    if left is not None and delay >= left:
+        return f"waiting {delay:.3f}s more would reach the deadline ({left:.3f}s left)"
+    return None
+
+
+def _budget_spent(policy: _Policy, _run: _Attempts, _delay: float) -> str | None:
+    if not cast("RetryBudget", policy.budget)._withdraw():  # noqa: SLF001  # one unit
+        return "the retry budget is spent"
+    return None
+
+
+def _count_limits(policy: _Policy) -> tuple[Limit, ...]:
+    """The limits on the number of attempts, checked before the backoff is asked."""
+    limits: list[Limit] = [_testing_cap_reached]
+    if policy.max_retries is not None:
+        limits.insert(0, _max_retries_reached)
+    return tuple(limits)
+
+
+def _time_limits(policy: _Policy) -> tuple[Limit, ...]:
+    """The limits on time and load, checked once the delay is known.
+
+    The budget comes last, since asking it spends a retry.
+    """
+    limits: list[Limit] = []
+    if policy.max_elapsed is not None:
+        limits.append(_past_max_elapsed)
+    limits.append(_past_deadline)
+    if policy.budget is not None:
+        limits.append(_budget_spent)
+    return tuple(limits)
+
+
+class _Attempts:
+    """The engine: one call's retries, driven by every surface.
+
+    The decorator's sync and async drivers, ``Retry.call``/``call_async``, the presets,
+    ``retry_on_failure`` and ``RetryContext`` loops all make their attempts through one of
+    these: ``begin()`` before an attempt after the first, then ``failed(exc)``,
+    ``returned(result)`` or ``interrupted(error)`` after it. ``failed`` and ``returned`` say
+    how long to wait before the next attempt, or that the call is over. The drivers only
+    call the function and sleep. A call that succeeds at once never makes one.
+    """
+
+    __slots__ = ("attempt", "context", "policy", "start")
+
+    def __init__(self, policy: _Policy, start: float, context: _context.CallContext | None) -> None:
+        self.policy = policy
+        self.start = start
+        self.context = context
+        self.attempt = 1
+
+    def begin(self) -> None:
+        """Start the next attempt: count it, tell the call context and ``before``."""
+        self.attempt += 1
+        if self.context is not None:
+            self.context.attempt = self.attempt
+        policy = self.policy
+        if policy.before is not None:
+            policy.hook("before", policy.before, self.attempt)
+
+    def failed(self, exc: Exception) -> float | None:
+        """Return the delay before retrying after ``exc``, or None: re-raise it."""
+        return self.policy.next_delay(self, exc, None)
+
+    def returned(self, result: Any) -> float | None:
+        """Return None to accept ``result``, or the delay before retrying on it.
+
+        Raises:
+            RetryError: ``retry_on_result`` holds and the retries give up.
+        """
+        policy = self.policy
+        if not policy.result_fails(result):
+            policy.finished(self.attempt, self.start, result)
+            return None
+        return policy.next_delay(self, None, result)
+
+    def interrupted(self, error: BaseException) -> None:
+        """Count a call ended by ``error`` raised outside the function's attempts."""
+        policy = self.policy
+        if policy.counter is not None:
+            failed = isinstance(error, Exception)
+            policy.counter.record(attempts=self.attempt, succeeded=False if failed else None)
+
+    def give_up(self, exc: Exception | None, result: Any, reason: str | None) -> None:
+        """Stop: note why on the error, count, tell ``on_giveup`` and the event subscribers.
+
+        ``reason`` None means the exception is not retried at all; it is noted only when
+        earlier attempts were retried. For a result, raises ``RetryError``.
+        """
+        policy = self.policy
+        attempt = self.attempt
+        if policy.counter is not None:
+            policy.counter.record(attempts=attempt, succeeded=False)
+        error: BaseException = RetryError(result, attempt) if exc is None else exc
+        if reason is None and attempt > 1:
+            reason = f"{type(exc).__name__} is not retried"
+        elapsed = policy.clock() - self.start
+        if reason is not None:
+            who = "" if policy.name is None else f"retry {policy.name!r} "
+            plural = "" if attempt == 1 else "s"
+            error.add_note(
+                f"{who}gave up after {attempt} attempt{plural} in {elapsed:.3f}s: {reason}"
+            )
+        if _events.subscribers:
+            _events.emit("give_up", "retry", policy.name, error, attempt=attempt, reason=reason)
+        if policy.on_giveup is not None:
+            state = RetryState(attempt, exc, result, 0.0, elapsed, policy.name)
+            policy.hook("on_giveup", policy.on_giveup, state)
+        if exc is None:
+            raise error
+
+    def announce(self, exc: Exception | None, result: Any, delay: float) -> None:
+        """Tell the log, the event subscribers and ``on_retry`` that a retry is coming."""
+        policy = self.policy
+        attempt = self.attempt
+        if logger.isEnabledFor(logging.INFO):
+            what = "its result" if exc is None else type(exc).__qualname__
+            logger.info(
+                "retry %s: attempt %d failed (%s); retrying in %.3fs",
+                policy.name or "(unnamed)",
+                attempt,
+                what,
+                delay,
+                extra={
+                    "retry_name": policy.name,
+                    "attempt": attempt,
+                    "delay": delay,
+                    "exception_type": None if exc is None else type(exc).__qualname__,
+                },
+            )
+        if _events.subscribers:
+            _events.emit("retry", "retry", policy.name, exc, attempt=attempt, delay=delay)
+        if policy.on_retry is not None:
+            elapsed = policy.clock() - self.start
+            state = RetryState(attempt, exc, result, delay, elapsed, policy.name)
+            policy.hook("on_retry", policy.on_retry, state)
+
+
+def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR0915  # sync and async twins
+    """Make the policy's ``call`` and ``call_async``: thin drivers of ``_Attempts``.
+
+    The first attempt reads only local variables and allocates nothing, which keeps a call
+    that succeeds at once within a few times the cost of calling the function bare. After a
+    failure the call continues in ``_retry_loop`` / ``_aretry_loop``, outside the ``except``
+    block, so a later attempt's exception never gets an earlier one as its __context__.
+    """
+    budget = policy.budget
+    clock = policy.clock
+    check = policy.retry_on_result
+    before = policy.before
+    counter = policy.counter
+    track = counter is not None or policy.on_success is not None
+
+    def call(
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: _context.CallContext | None = None,
+    ) -> Any:
+        if budget is not None:
+            budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+        start = clock()
+        if context is not None or before is not None:
+            _first_attempt(policy, context)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            run = _Attempts(policy, start, context)
+            delay = run.failed(exc)
+            if delay is None:
+                raise
+        except BaseException as error:
+            if counter is not None:
+                _Attempts(policy, start, context).interrupted(error)
+            raise
+        else:
+            if check is None or not policy.result_fails(result):
+                if track:
+                    policy.finished(1, start, result)
+                return result
+            run = _Attempts(policy, start, context)
+            delay = cast("float", policy.next_delay(run, None, result))
+        return _retry_loop(run, func, args, kwargs, delay)
+
+    async def call_async(
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        context: _context.CallContext | None = None,
+    ) -> Any:
+        if budget is not None:
+            budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+        start = clock()
+        if context is not None or before is not None:
+            _first_attempt(policy, context)
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            run = _Attempts(policy, start, context)
+            delay = run.failed(exc)
+            if delay is None:
+                raise
+        except BaseException as error:
+            if counter is not None:
+                _Attempts(policy, start, context).interrupted(error)
+            raise
+        else:
+            if check is None or not policy.result_fails(result):
+                if track:
+                    policy.finished(1, start, result)
+                return result
+            run = _Attempts(policy, start, context)
+            delay = cast("float", policy.next_delay(run, None, result))
+        return await _aretry_loop(run, func, args, kwargs, delay)
+
+    return call, call_async
+
+
+def _first_attempt(policy: _Policy, context: _context.CallContext | None) -> None:
+    """Tell the call context and ``before`` that the first attempt starts."""
+    if context is not None:
+        context.attempt = 1
+    if policy.before is not None:
+        policy.hook("before", policy.before, 1)
+
+
+def _retry_loop(
+    run: _Attempts,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    delay: float,
+) -> Any:
+    """Wait ``delay``, then make attempts 2, 3, ... until one succeeds or it gives up."""
+    sleep = run.policy.sleep
+    while True:
+        if delay > 0.0 and not INSTANT.depth:  # a zero delay never calls sleep
+            try:
+                sleep(delay)
+            except BaseException as error:
+                run.interrupted(error)
+                raise
+        run.begin()
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            next_delay = run.failed(exc)
+            if next_delay is None:
+                raise
+        except BaseException as error:
+            run.interrupted(error)
+            raise
+        else:
+            next_delay = run.returned(result)
+            if next_delay is None:
+                return result
+        delay = next_delay
+
+
+async def _aretry_loop(
+    run: _Attempts,
+    func: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    delay: float,
+) -> Any:
+    """The same as ``_retry_loop`` for coroutine functions, waiting without blocking."""
+    sleep = run.policy.asleep
+    while True:
+        if delay > 0.0 and not INSTANT.depth:
+            try:
+                pending = sleep(delay)
+                if pending is not None:
+                    await pending
+            except BaseException as error:  # a task cancelled while it waits ends here, at once
+                run.interrupted(error)
+                raise
+        run.begin()
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            next_delay = run.failed(exc)
+            if next_delay is None:
+                raise
+        except BaseException as error:
+            run.interrupted(error)
+            raise
+        else:
+            next_delay = run.returned(result)
+            if next_delay is None:
+                return result
+        delay = next_delay
 
 
 # ---------------------------------------------------------------------- public surfaces
@@ -747,10 +989,7 @@ class Retry:
             Exception: the last exception, when the retries give up.
             RetryError: ``retry_on_result`` still held after the last attempt.
         """
-        context = _context.current()
-        if context is not None:
-            func = _counted(func, context)
-        return cast("R", self._policy.call(func, args, kwargs))
+        return cast("R", self._policy.call(func, args, kwargs, _context.current()))
 
     async def call_async(
         self, func: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any
@@ -763,10 +1002,7 @@ class Retry:
             Exception: the last exception, when the retries give up.
             RetryError: ``retry_on_result`` still held after the last attempt.
         """
-        context = _context.current()
-        if context is not None:
-            func = _acounted(func, context)
-        return cast("R", await self._policy.call_async(func, args, kwargs))
+        return cast("R", await self._policy.call_async(func, args, kwargs, _context.current()))
 
     def _strategy_info(self) -> StrategyInfo:
         """Describe this retry: kind ``"retry"``, its name, and every constructor option."""
@@ -775,34 +1011,6 @@ class Retry:
     def __repr__(self) -> str:
         policy = self._policy
         return f"<Retry name={policy.name!r} max_retries={policy.max_retries}>"
-
-
-def _counted(func: Callable[..., R], context: _context.CallContext) -> Callable[..., R]:
-    """``func``, setting ``context.attempt`` to 1, 2, ... before each call."""
-    attempts = 0
-
-    def attempt(*args: Any, **kwargs: Any) -> R:
-        nonlocal attempts
-        attempts += 1
-        context.attempt = attempts
-        return func(*args, **kwargs)
-
-    return attempt
-
-
-def _acounted(
-    func: Callable[..., Awaitable[R]], context: _context.CallContext
-) -> Callable[..., Awaitable[R]]:
-    """The same as ``_counted`` for coroutine functions."""
-    attempts = 0
-
-    async def attempt(*args: Any, **kwargs: Any) -> R:
-        nonlocal attempts
-        attempts += 1
-        context.attempt = attempts
-        return await func(*args, **kwargs)
-
-    return attempt
 
 
 def retry_with_backoff(
@@ -931,7 +1139,7 @@ class RetryAttempt:
 
     __slots__ = ("_has_result", "_result", "_run", "number")
 
-    def __init__(self, run: _Run, number: int) -> None:
+    def __init__(self, run: _Loop, number: int) -> None:
         self._run = run
         self.number = number
         self._result: Any = None
@@ -957,15 +1165,14 @@ class RetryAttempt:
         return f"<RetryAttempt number={self.number}>"
 
 
-class _Run:
-    """The state of one ``RetryContext`` loop: its attempts, start time and next delay."""
+class _Loop:
+    """One ``RetryContext`` loop: hands out attempts and drives an ``_Attempts`` with them."""
 
-    __slots__ = ("_current", "_delay", "_done", "_number", "_policy", "_start")
+    __slots__ = ("_current", "_delay", "_done", "_policy", "_run")
 
     def __init__(self, policy: _Policy) -> None:
         self._policy = policy
-        self._number = 0
-        self._start = 0.0
+        self._run: _Attempts | None = None
         self._delay = 0.0
         self._current: RetryAttempt | None = None
         self._done = False
@@ -979,28 +1186,33 @@ class _Run:
                 f"attempt {self._current.number} was not used as `with attempt:`; "
                 "a RetryContext loop needs every attempt's outcome"
             )
-        if self._number == 0:
+        run = self._run
+        if run is None:
             policy = self._policy
             if policy.budget is not None:
                 policy.budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
-            self._start = policy.clock()
-        self._number += 1
-        self._current = RetryAttempt(self, self._number)
+            run = self._run = _Attempts(policy, policy.clock(), None)
+            _first_attempt(policy, None)
+        else:
+            run.begin()
+        self._current = RetryAttempt(self, run.attempt)
         return self._current
 
     def _pending_delay(self) -> float:
-        return self._delay if self._number and not INSTANT.depth else 0.0
+        if self._current is not None or self._done or self._run is None or INSTANT.depth:
+            return 0.0
+        return self._delay
 
     def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> RetryAttempt:
-        delay = self._pending_delay() if self._current is None and not self._done else 0.0
+        delay = self._pending_delay()
         if delay > 0.0:
-            pending = self._policy.sleep(delay)
-            import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+            pending = self._sleep(self._policy.sleep, delay)
+            if pending is not None:
+                import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
 
-            if inspect.isawaitable(pending):
                 if inspect.iscoroutine(pending):
                     pending.close()
                 raise TypeError(
@@ -1016,40 +1228,47 @@ class _Run:
         return self
 
     async def __anext__(self) -> RetryAttempt:
-        delay = self._pending_delay() if self._current is None and not self._done else 0.0
+        delay = self._pending_delay()
         if delay > 0.0:
-            pending = self._policy.asleep(delay)
-            import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
-
-            if inspect.isawaitable(pending):
-                await pending
+            pending = self._sleep(self._policy.asleep, delay)
+            if pending is not None:
+                try:
+                    await pending
+                except BaseException as error:
+                    cast("_Attempts", self._run).interrupted(error)
+                    raise
         attempt = self._begin()
         if attempt is None:
             raise StopAsyncIteration
         return attempt
+
+    def _sleep(self, sleep: SleepFunc, delay: float) -> Awaitable[None] | None:
+        try:
+            return sleep(delay)
+        except BaseException as error:
+            cast("_Attempts", self._run).interrupted(error)
+            raise
 
     def finish(self, attempt: RetryAttempt, exc: BaseException | None) -> bool:
         """Record how ``attempt`` ended; return whether to swallow its exception."""
         if attempt is not self._current:
             raise RuntimeError(f"attempt {attempt.number} is not the current attempt")
         self._current = None
-        policy = self._policy
-        number = attempt.number
+        run = cast("_Attempts", self._run)
+        self._done = True  # unless a retry is decided below
         if exc is None:
-            if attempt._has_result and policy.result_fails(attempt._result):  # noqa: SLF001
-                self._done = True  # unless _decide lets it go on
-                result = attempt._result  # noqa: SLF001  # the attempt belongs to this run
-                self._delay = cast("float", policy._decide(number, None, result, self._start))  # noqa: SLF001
-                self._done = False
-                return False
-            self._done = True
-            policy._record(number, succeeded=True)  # noqa: SLF001  # one unit
+            if attempt._has_result:  # noqa: SLF001  # the attempt belongs to this loop
+                delay = run.returned(attempt._result)  # noqa: SLF001  # may raise RetryError
+                if delay is not None:
+                    self._delay = delay
+                    self._done = False
+            else:
+                run.policy.finished(run.attempt, run.start, None)
             return False
-        self._done = True
         if not isinstance(exc, Exception):
-            policy._record(number, succeeded=False)  # noqa: SLF001  # one unit
+            run.interrupted(exc)
             return False
-        delay = policy._decide(number, exc, None, self._start)  # noqa: SLF001  # one unit
+        delay = run.failed(exc)
         if delay is None:
             return False
         self._delay = delay
@@ -1097,10 +1316,10 @@ class RetryContext:
         return float(self._policy.delay(n))
 
     def __iter__(self) -> Iterator[RetryAttempt]:
-        return _Run(self._policy)
+        return _Loop(self._policy)
 
     def __aiter__(self) -> AsyncIterator[RetryAttempt]:
-        return _Run(self._policy)
+        return _Loop(self._policy)
 
     def __repr__(self) -> str:
         return f"<RetryContext name={self._policy.name!r}>"

@@ -28,8 +28,16 @@ class RetryCounter:
         self._attempts = 0
         self._outcomes = dict.fromkeys(OUTCOMES, 0)
 
-    def record(self, *, attempts: int, succeeded: bool) -> None:
-        """Count one finished call that made ``attempts`` attempts."""
+    def record(self, *, attempts: int, succeeded: bool | None) -> None:
+        """Count one finished call that made ``attempts`` attempts.
+
+        ``succeeded`` None is a call that was cancelled or interrupted: a cancellation is
+        not a failure of the call, so its attempts are counted and no outcome is.
+        """
+        if succeeded is None:
+            with self._lock:
+                self._attempts += attempts
+            return
         retried = "with_retry" if attempts > 1 else "without_retry"
         outcome = f"{'success' if succeeded else 'failed'}_{retried}"
         with self._lock:
