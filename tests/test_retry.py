@@ -26,7 +26,9 @@ from resilience import (
     retry_with_backoff,
 )
 from resilience import _retry_stats as retry_stats
-from resilience._retry import RetryAttempt, _parse_retry_after, _Policy, _retry_after_header
+from resilience._http_hints import parse_retry_after as _parse_retry_after
+from resilience._http_hints import retry_after_of as _retry_after_header
+from resilience._retry import RetryAttempt, _Policy
 from resilience.backoff import Constant, Linear
 from resilience.testing import FakeClock, instant_retries
 
@@ -1323,7 +1325,7 @@ def test_a_retry_after_header_in_seconds_is_waited(clock, sleeps):
         jitter=False,
         base_delay=0.1,
         retry_if=lambda e: True,
-        hint=_retry_after_header,
+        retry_after=_retry_after_header,
         sleep=sleeps,
         clock=clock,
     )
@@ -1333,9 +1335,7 @@ def test_a_retry_after_header_in_seconds_is_waited(clock, sleeps):
 
 def test_a_retry_after_attribute_wins_over_the_header(clock, sleeps):
     """A retry_after attribute is read before the response header."""
-    policy = _Policy.build(
-        jitter=False, base_delay=0.1, hint=_retry_after_header, sleep=sleeps, clock=clock
-    )
+    policy = _Policy.build(jitter=False, base_delay=0.1, sleep=sleeps, clock=clock)
     error = HTTPError(503, {"Retry-After": "7"})
     error.retry_after = 2.0  # type: ignore[attr-defined]
     policy.call(Flaky(1, error), (), {})
@@ -1394,10 +1394,10 @@ def test_a_raising_hint_source_is_logged_and_ignored(clock, sleeps, caplog):
     def broken(exc: BaseException) -> float | None:
         raise RuntimeError
 
-    policy = _Policy.build(jitter=False, hint=broken, sleep=sleeps, clock=clock)
+    policy = _Policy.build(jitter=False, retry_after=broken, sleep=sleeps, clock=clock)
     policy.call(Flaky(1), (), {})
     assert sleeps.delays == [1.0]
-    assert "retry-after hint" in caplog.text
+    assert "retry_after of retry None raised" in caplog.text
 
 
 # ------------------------------------------------------------------ instant_retries, FakeClock

@@ -13,6 +13,7 @@ has failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import numbers
@@ -32,10 +33,17 @@ from typing import (
     TypeVar,
     Unpack,
     cast,
+    overload,
 )
 
 from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
+from resilience._http_hints import (
+    is_transient,
+    retry_after_of,
+    retryable_response,
+    retryable_status_error,
+)
 from resilience._retry_stats import RetryCounter, counter_for
 from resilience._validate import (
     check_callable,
@@ -225,61 +233,27 @@ def _describe(value: object) -> str:
     return f"an object of type {type(value).__qualname__}"
 
 
-def _parse_retry_after(value: object) -> float | None:
-    """Parse a ``Retry-After`` header: delay-seconds or an HTTP date."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        return _number(value)
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0.0 else None
-    # An HTTP date is rare; its parser is imported only when one turns up.
-    import datetime as dt  # noqa: PLC0415
-    import email.utils  # noqa: PLC0415
-
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+_MAX_RETRIES: Final = 1_000_000
+"""More retries than anyone means; beyond it ``max_retries`` is a mistake (10**40)."""
 
 
-def _retry_after_header(exc: BaseException) -> float | None:
-    """The ``Retry-After`` header of ``exc.response``, in seconds or as an HTTP date."""
-    headers = getattr(getattr(exc, "response", None), "headers", None)
-    get = getattr(headers, "get", None)
-    if get is None:
-        return None
-    value = get("Retry-After")
-    if value is None:
-        value = get("retry-after")  # plain dicts are case-sensitive
-    return None if value is None else _parse_retry_after(value)
+def _check_sync(name: str, value: object, *, optional: bool = False) -> Any:
+    """Return ``value`` if it is a plain callable (or ``None`` when ``optional``).
 
+    A coroutine function is a TypeError naming the option: called where a value is needed,
+    it would return a coroutine object, always true and never awaited.
+    """
+    check_callable(name, value, optional=optional)
+    if value is not None:
+        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
 
-def _status_of(exc: BaseException) -> int | None:
-    """The HTTP status an exception carries, from the attributes HTTP clients use."""
-    for holder, attribute in ((exc, "status_code"), (exc, "status")):
-        status = getattr(holder, attribute, None)
-        if isinstance(status, int) and not isinstance(status, bool):
-            return status
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(status, int) and not isinstance(status, bool):
-        return status
-    return None
-
-
-RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-
-
-def _retryable_status(exc: BaseException) -> bool:
-    return _status_of(exc) in RETRYABLE_STATUSES
+        if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+            getattr(value, "__call__", None)  # noqa: B004  # an object with an async __call__
+        ):
+            raise TypeError(
+                f"{name} must be a plain callable, not a coroutine function, got {value!r}"
+            )
+    return value
 
 
 def _make_backoff(
@@ -332,6 +306,7 @@ class _Policy:
     asleep: SleepFunc
     clock: Clock
     # Made from the fields above by __post_init__.
+    unbounded: bool = field(init=False, repr=False, compare=False)
     count_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
     time_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
@@ -341,7 +316,7 @@ class _Policy:
     def build(  # the options of retry_with_backoff, as SPEC lists them
         cls,
         *,
-        max_retries: int = 3,
+        max_retries: int | None = 3,
         base_delay: float = _DEFAULT_BASE_DELAY,
         max_delay: float = _DEFAULT_MAX_DELAY,
         exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
@@ -357,14 +332,24 @@ class _Policy:
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
+        retry_after: Callable[[Any], float | None] | None = None,
+        min_delay: float = 0.0,
+        before: Callable[[int], object] | None = None,
+        on_success: Callable[[RetryState], object] | None = None,
+        on_giveup: Callable[[RetryState], object] | None = None,
         retry_if: Callable[[BaseException], bool] | None = None,
-        hint: Callable[[BaseException], float | None] | None = None,
     ) -> _Policy:
         """Validate every option, naming the parameter and the value on failure."""
-        check_int("max_retries", max_retries, minimum=0)
+        if max_retries is not None:
+            check_int("max_retries", max_retries, minimum=0)
+            if max_retries > _MAX_RETRIES:
+                raise ValueError(
+                    f"max_retries must be at most {_MAX_RETRIES} (use None with max_elapsed "
+                    f"for retries bounded by time), got {max_retries!r}"
+                )
         strategy = _make_backoff(base_delay, max_delay, exponential_base, jitter)
         if backoff is not None:
-            check_callable("backoff", backoff)
+            _check_sync("backoff", backoff)
             passed = {
                 option: value
                 for option, value, default in (
@@ -389,6 +374,7 @@ class _Policy:
             max_retry_after = check_number(
                 "max_retry_after", max_retry_after, minimum=0.0, finite=False
             )
+        min_delay = check_number("min_delay", min_delay, minimum=0.0)
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
         name = check_name(name, optional=True)
@@ -396,25 +382,25 @@ class _Policy:
         return cls(
             max_retries=max_retries,
             delay=strategy if backoff is None else backoff,
-            min_delay=0.0,
+            min_delay=min_delay,
             retry_on=exception_types("exceptions", exceptions),
             retry_if=retry_if,
-            retry_on_result=check_callable("retry_on_result", retry_on_result, optional=True),
+            retry_on_result=_check_sync("retry_on_result", retry_on_result, optional=True),
             give_up_on=exception_types("give_up_on", give_up_on),
             max_elapsed=max_elapsed,
-            on_retry=check_callable("on_retry", on_retry, optional=True),
-            before=None,
-            on_success=None,
-            on_giveup=None,
+            on_retry=_check_sync("on_retry", on_retry, optional=True),
+            before=_check_sync("before", before, optional=True),
+            on_success=_check_sync("on_success", on_success, optional=True),
+            on_giveup=_check_sync("on_giveup", on_giveup, optional=True),
             max_retry_after=max_retry_after,
-            hint=hint,
+            hint=_check_sync("retry_after", retry_after, optional=True),
             budget=budget,
             name=name,
             counter=None if name is None else counter_for(name),
             sleep=sleep,
             # The default sleep suits sync code; async code gets the event loop's.
             asleep=_asyncio_sleep if sleep is time.sleep else sleep,
-            clock=check_callable("clock", clock),
+            clock=_check_sync("clock", clock),
         )
 
     # ------------------------------------------------------------------ the engine's parts
@@ -423,6 +409,8 @@ class _Policy:
     # policy keeps only those its options use (see `_limits`).
 
     def __post_init__(self) -> None:
+        unbounded = self.max_retries is None and self.max_elapsed is None
+        object.__setattr__(self, "unbounded", unbounded)
         object.__setattr__(self, "count_limits", _count_limits(self))
         object.__setattr__(self, "time_limits", _time_limits(self))
         sync_run, async_run = _drivers(self)
@@ -488,14 +476,19 @@ class _Policy:
         return max(delay, self.min_delay), None
 
     def _hinted(self, delay: float, exc: Exception | None, result: Any) -> tuple[float, str | None]:
-        """Lengthen ``delay`` to a retry-after hint, or give the reason a hint stops it."""
-        hint = None
-        if exc is not None:
-            # Any exception may carry a numeric `retry_after` (as CircuitOpenError does).
-            raw = getattr(exc, "retry_after", None)
+        """Lengthen ``delay`` to a retry-after hint, or give the reason a hint stops it.
+
+        The hint is the first of: what ``retry_after`` returns, a numeric ``retry_after``
+        attribute (as ``CircuitOpenError`` has), an HTTP ``Retry-After`` header on the
+        error or the returned response.
+        """
+        source: object = result if exc is None else exc
+        hint = None if self.hint is None else self._read_hint(source)
+        if hint is None:
+            raw = getattr(source, "retry_after", None)
             hint = None if raw is None else _number(raw)
-        if hint is None and self.hint is not None:
-            hint = self._read_hint(result if exc is None else exc)
+        if hint is None:
+            hint = retry_after_of(source)
         if hint is None:
             return delay, None
         if hint > self.max_retry_after or math.isinf(hint):
@@ -509,9 +502,18 @@ class _Policy:
         try:
             value = cast("Callable[[object], object]", self.hint)(source)
         except Exception:
-            logger.exception("reading the retry-after hint of %r raised; ignoring it", source)
+            logger.exception("retry_after of retry %r raised on %r; ignoring it", self.name, source)
             return None
-        return None if value is None else _number(value)
+        if value is None:
+            return None
+        seconds = _number(value)
+        if seconds is None:
+            logger.error(
+                "retry_after of retry %r returned %s, not seconds >= 0; ignoring it",
+                self.name,
+                _describe(value),
+            )
+        return seconds
 
     def result_fails(self, result: Any) -> bool:
         """Whether ``retry_on_result`` asks for another attempt after ``result``."""
@@ -731,7 +733,7 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
     budget = policy.budget
     clock = policy.clock
     check = policy.retry_on_result
-    before = policy.before
+    prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
     track = counter is not None or policy.on_success is not None
 
@@ -744,7 +746,7 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
-        if context is not None or before is not None:
+        if context is not None or prelude:
             _first_attempt(policy, context)
         try:
             result = func(*args, **kwargs)
@@ -775,7 +777,7 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
-        if context is not None or before is not None:
+        if context is not None or prelude:
             _first_attempt(policy, context)
         try:
             result = await func(*args, **kwargs)
@@ -801,7 +803,17 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
 
 
 def _first_attempt(policy: _Policy, context: _context.CallContext | None) -> None:
-    """Tell the call context and ``before`` that the first attempt starts."""
+    """Tell the call context and ``before`` that the first attempt starts.
+
+    Raises:
+        ValueError: ``max_retries=None`` without ``max_elapsed``, outside any deadline:
+            nothing would ever stop the retries.
+    """
+    if policy.unbounded and _deadline.remaining() is None:
+        raise ValueError(
+            f"retry {policy.name!r} has max_retries=None and no max_elapsed, so it needs an "
+            "enclosing deadline() to stop; none is active"
+        )
     if context is not None:
         context.attempt = 1
     if policy.before is not None:
@@ -885,7 +897,7 @@ class _RetryOptions(TypedDict, total=False):
     Their defaults and checks live in one place: ``_Policy.build``.
     """
 
-    max_retries: int
+    max_retries: int | None
     base_delay: float
     max_delay: float
     exponential_base: float
@@ -901,6 +913,11 @@ class _RetryOptions(TypedDict, total=False):
     name: str | None
     sleep: SleepFunc
     clock: Clock
+    retry_after: Callable[[Any], float | None] | None
+    min_delay: float
+    before: Callable[[int], object] | None
+    on_success: Callable[[RetryState], object] | None
+    on_giveup: Callable[[RetryState], object] | None
 
 
 class Retry:
@@ -935,7 +952,7 @@ class Retry:
     def __init__(
         self,
         *,
-        max_retries: int = 3,
+        max_retries: int | None = 3,
         base_delay: float = _DEFAULT_BASE_DELAY,
         max_delay: float = _DEFAULT_MAX_DELAY,
         exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
@@ -951,6 +968,11 @@ class Retry:
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
+        retry_after: Callable[[Any], float | None] | None = None,
+        min_delay: float = 0.0,
+        before: Callable[[int], object] | None = None,
+        on_success: Callable[[RetryState], object] | None = None,
+        on_giveup: Callable[[RetryState], object] | None = None,
     ) -> None:
         options: dict[str, Any] = {
             "max_retries": max_retries,
@@ -969,9 +991,38 @@ class Retry:
             "name": name,
             "sleep": sleep,
             "clock": clock,
+            "retry_after": retry_after,
+            "min_delay": min_delay,
+            "before": before,
+            "on_success": on_success,
+            "on_giveup": on_giveup,
         }
         self._policy = _Policy.build(**options)
         self._options = options
+
+    @classmethod
+    def _preset(
+        cls,
+        defaults: dict[str, Any],
+        overrides: dict[str, Any],
+        retry_if: Callable[[BaseException], bool],
+    ) -> Retry:
+        """A retry with a preset's defaults, the caller's overrides and the preset's filter."""
+        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
+
+        parameters = inspect.signature(cls).parameters
+        unknown = sorted(set(overrides) - set(parameters))
+        if unknown:
+            raise TypeError(f"unknown retry option(s): {', '.join(unknown)}")
+        options = (
+            {option: parameter.default for option, parameter in parameters.items()}
+            | defaults
+            | overrides
+        )
+        retry = object.__new__(cls)
+        retry._policy = _Policy.build(**options, retry_if=retry_if)
+        retry._options = options
+        return retry
 
     @property
     def name(self) -> str | None:
@@ -1015,7 +1066,7 @@ class Retry:
 
 def retry_with_backoff(
     *,
-    max_retries: int = 3,
+    max_retries: int | None = 3,
     base_delay: float = _DEFAULT_BASE_DELAY,
     max_delay: float = _DEFAULT_MAX_DELAY,
     exponential_base: float = _DEFAULT_EXPONENTIAL_BASE,
@@ -1031,6 +1082,11 @@ def retry_with_backoff(
     name: str | None = None,
     sleep: SleepFunc = time.sleep,
     clock: Clock = time.monotonic,
+    retry_after: Callable[[Any], float | None] | None = None,
+    min_delay: float = 0.0,
+    before: Callable[[int], object] | None = None,
+    on_success: Callable[[RetryState], object] | None = None,
+    on_giveup: Callable[[RetryState], object] | None = None,
 ) -> Retry:
     """Retry a function or coroutine function when it fails, waiting longer each time.
 
@@ -1069,6 +1125,22 @@ def retry_with_backoff(
         name: names the retry in logs and in the ``resilience_retry_*`` metrics.
         sleep: how to wait (``time.sleep``; async code uses ``asyncio.sleep``).
         clock: monotonic seconds, for ``max_elapsed`` and ``RetryState.elapsed``.
+        retry_after: ``(exception or result) -> seconds | None``: a server's hint read
+            from anything; without it (or when it returns None) a numeric ``retry_after``
+            attribute and an HTTP ``Retry-After`` header (of httpx, requests, urllib and
+            aiohttp errors and responses) are read.
+        min_delay: the shortest wait before any retry (seconds >= 0).
+        before: called with the attempt number (from 1) before each attempt.
+        on_success: called with a ``RetryState`` (``attempt`` = attempts made, ``result``)
+            when a call succeeds.
+        on_giveup: called with a ``RetryState`` when the retries give up, before the
+            error propagates.
+
+    ``max_retries=None`` retries until ``max_elapsed`` or an enclosing ``deadline()``
+    stops it; a call with neither raises ``ValueError`` before its first attempt. Errors
+    raised by ``on_retry``, ``before``, ``on_success``, ``on_giveup`` and ``retry_after``
+    are logged and ignored. Each retry is logged at INFO on the ``resilience`` logger with
+    ``extra`` fields ``retry_name``, ``attempt``, ``delay`` and ``exception_type``.
 
     Returns:
         A ``Retry``: a decorator for functions, coroutine functions and methods, and a
@@ -1105,6 +1177,11 @@ def retry_with_backoff(
         name=name,
         sleep=sleep,
         clock=clock,
+        retry_after=retry_after,
+        min_delay=min_delay,
+        before=before,
+        on_success=on_success,
+        on_giveup=on_giveup,
     )
 
 
@@ -1327,66 +1404,107 @@ class RetryContext:
 
 # ---------------------------------------------------------------------- presets
 
-_NETWORK: Final = _Policy.build(
-    max_retries=3,
-    base_delay=1.0,
-    max_delay=30.0,
-    jitter="full",
-    exceptions=(ConnectionError, TimeoutError),
-)
-_API: Final = _Policy.build(
-    max_retries=5,
-    base_delay=1.0,
-    max_delay=60.0,
-    jitter="full",
-    exceptions=(ConnectionError, TimeoutError),
-    retry_if=_retryable_status,
-    hint=_retry_after_header,
-)
+_NETWORK: Final[dict[str, Any]] = {
+    "max_retries": 3,
+    "base_delay": 1.0,
+    "max_delay": 30.0,
+    "jitter": "full",
+    "exceptions": (ConnectionError, TimeoutError),
+}
+_API: Final[dict[str, Any]] = {
+    "max_retries": 5,
+    "base_delay": 1.0,
+    "max_delay": 60.0,
+    "jitter": "full",
+    "exceptions": (ConnectionError, TimeoutError),
+    "retry_on_result": retryable_response,
+}
+
+
+def _api_error(exc: BaseException) -> bool:
+    """A transport failure of any known client, or an error carrying a retryable status."""
+    return is_transient(exc) or retryable_status_error(exc)
+
+
+@functools.cache
+def _preset_retry(which: str) -> Retry:
+    """The preset made on first use (its checks import ``inspect``; import time stays lean)."""
+    if which == "network":
+        return Retry._preset(_NETWORK, {}, is_transient)  # noqa: SLF001  # same module
+    return Retry._preset(_API, {}, _api_error)  # noqa: SLF001  # same module
 
 
 def _run_preset(
-    policy: _Policy, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    which: str,
+    func: Callable[..., Any] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> Any:
+    if func is None:  # called with options only: make a Retry, the preset's defaults overridden
+        if args:
+            raise TypeError("pass the function first, or only keyword options")
+        if which == "network":
+            return Retry._preset(_NETWORK, kwargs, is_transient)  # noqa: SLF001  # same module
+        return Retry._preset(_API, kwargs, _api_error)  # noqa: SLF001  # same module
     if not callable(func):
         raise TypeError(f"func must be callable, got {func!r}")
     import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
 
+    retry = _preset_retry(which)
     if inspect.iscoroutinefunction(func):
-        return policy.call_async(func, args, kwargs)
-    return policy.call(func, args, kwargs)
+        return retry.call_async(func, *args, **kwargs)
+    return retry.call(func, *args, **kwargs)
 
 
-def retry_network_operation(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call ``func(*args, **kwargs)``, retrying network errors.
+@overload
+def retry_network_operation(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+@overload
+def retry_network_operation(**options: Unpack[_RetryOptions]) -> Retry: ...
+def retry_network_operation(func: Any = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``func(*args, **kwargs)``, retrying network errors; or make that retry.
 
-    Retries ``ConnectionError`` and ``TimeoutError`` up to 3 times, waiting a fully
-    jittered exponential backoff from 1 s, capped at 30 s. For a coroutine function it
-    returns an awaitable.
+    Retries transport failures up to 3 times, waiting a fully jittered exponential backoff
+    from 1 s, capped at 30 s. A transport failure is the builtin ``ConnectionError`` or
+    ``TimeoutError``, or what httpx, requests, urllib and aiohttp raise for a refused,
+    reset or dropped connection, a DNS failure or a timeout (recognised by class name, none
+    of them imported). For a coroutine function it returns an awaitable.
+
+    Called with keyword options only, it returns a ``Retry`` with this preset's defaults,
+    the options overriding them: ``@retry_network_operation(name="db", max_retries=5)``.
 
     Examples:
         >>> retry_network_operation(lambda host: f"connected to {host}", "db.local")
         'connected to db.local'
+        >>> retry_network_operation(name="db-connect", max_retries=5)
+        <Retry name='db-connect' max_retries=5>
     """
-    return cast("R", _run_preset(_NETWORK, func, args, kwargs))
+    return _run_preset("network", func, args, kwargs)
 
 
-def retry_api_call(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-    """Call ``func(*args, **kwargs)``, retrying network errors and retryable HTTP errors.
+@overload
+def retry_api_call(func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+@overload
+def retry_api_call(**options: Unpack[_RetryOptions]) -> Retry: ...
+def retry_api_call(func: Any = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``func(*args, **kwargs)``, retrying network and retryable HTTP failures.
 
-    Retries ``ConnectionError``, ``TimeoutError`` and errors carrying an HTTP status of
-    429, 500, 502, 503 or 504 (as ``.status_code``, ``.status`` or
-    ``.response.status_code``) up to 5 times, waiting a fully jittered exponential
-    backoff from 1 s, capped at 60 s. A server's ``Retry-After`` (a ``retry_after``
-    attribute, or the ``Retry-After`` header of ``.response`` in seconds or as an HTTP
-    date) is waited at least; a hint over 60 s gives up. For a coroutine function it
-    returns an awaitable.
+    Retries what ``retry_network_operation`` retries, errors carrying an HTTP status of
+    429, 500, 502, 503 or 504, and *returned* responses with one of those statuses, up to
+    5 times, waiting a fully jittered exponential backoff from 1 s, capped at 60 s. The
+    status is read as ``.status_code``, ``.status``, urllib's ``.code`` or on
+    ``.response``. A server's ``Retry-After`` (seconds or an HTTP date, from the error's
+    or response's headers, or a ``retry_after`` attribute) is waited at least; a hint over
+    60 s gives up. A retryable response still returned by the last attempt raises
+    ``RetryError`` carrying it. For a coroutine function it returns an awaitable.
+
+    Called with keyword options only, it returns a ``Retry`` with this preset's defaults,
+    the options overriding them: ``@retry_api_call(name="github", max_retry_after=120)``.
 
     Examples:
         >>> retry_api_call(lambda: {"status": "ok"})
         {'status': 'ok'}
     """
-    return cast("R", _run_preset(_API, func, args, kwargs))
+    return _run_preset("api", func, args, kwargs)
 
 
 for _public in (
