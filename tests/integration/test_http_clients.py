@@ -20,7 +20,7 @@ import requests
 from http_server import DROP, OK, STALL, ScriptedServer, http_server, status
 
 from _helpers import free_port
-from resilience import Retry, RetryError, retry_api_call, retry_network_operation
+from resilience import Retry, RetryError, retry_api_call, retry_network_operation, timeout
 from resilience.testing import FakeClock, instant_retries
 
 __all__ = ["http_server"]  # the fixture, re-exported for pytest
@@ -229,3 +229,21 @@ def test_a_retry_after_callable_reads_anything(http_server: ScriptedServer) -> N
     retry = api(sleeps, retry_after=lambda outcome: 4.5)
     assert retry.call(fetch_httpx, url) == "ok"
     assert sleeps.delays[0] >= 4.5
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests", "urllib"])
+def test_timeout_around_a_real_client_raises_the_builtin_timeout_error(
+    http_server: ScriptedServer, client: str
+) -> None:
+    """The client turns our interrupt into its own error; the caller still gets TimeoutError."""
+    url = http_server.script(f"slow-{client}", [STALL])
+    get = {
+        "httpx": lambda: httpx.get(url, timeout=5.0),
+        "requests": lambda: requests.get(url, timeout=5.0),
+        "urllib": lambda: urllib.request.urlopen(url, timeout=5.0),  # noqa: S310  # loopback
+    }[client]
+    with pytest.raises(TimeoutError) as caught, timeout(0.3):
+        get()
+    assert type(caught.value) is TimeoutError
+    if client == "httpx":
+        assert type(caught.value.__cause__) is httpx.ReadTimeout
