@@ -38,6 +38,7 @@ from typing import (
 
 from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
+from resilience._deadline import check_limit
 from resilience._http_hints import (
     is_transient,
     retry_after_of,
@@ -271,7 +272,7 @@ def _make_backoff(
     else:
         raise TypeError(f"jitter must be a bool or one of {', '.join(JITTERS)}, got {jitter!r}")
     base = check_number("base_delay", base_delay, minimum=0.0)
-    cap = check_number("max_delay", max_delay, minimum=0.0)
+    cap = check_limit("max_delay", max_delay, zero=True)  # a sleep can be no longer
     factor = check_number("exponential_base", exponential_base, minimum=1.0)
     if kind == "decorrelated" and base == 0:
         raise ValueError(f"base_delay must be > 0 for decorrelated jitter, got {base_delay!r}")
@@ -367,14 +368,14 @@ class _Policy:
                     f"pass one or the other, got backoff={backoff!r} and {shown}"
                 )
         if max_elapsed is not None:
-            max_elapsed = check_number("max_elapsed", max_elapsed, minimum=0.0)
+            max_elapsed = check_limit("max_elapsed", max_elapsed, zero=True)
         if max_retry_after is None:
             max_retry_after = strategy.max_delay
         else:
             max_retry_after = check_number(
                 "max_retry_after", max_retry_after, minimum=0.0, finite=False
             )
-        min_delay = check_number("min_delay", min_delay, minimum=0.0)
+        min_delay = check_limit("min_delay", min_delay, zero=True)
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
         name = check_name(name, optional=True)

@@ -542,7 +542,8 @@ def timeout(seconds: float) -> _Timeout:
 
 
 # Functions during which an alarm must not raise: the deadline or the timer would be left
-# half set up or half torn down.
+# half set up or half torn down. (The retry budget and counters need no entry here: every
+# change they make is one store under a lock, and an interrupted lock acquire holds nothing.)
 _BOOKKEEPING: Final = frozenset(
     func.__code__
     for func in (
