@@ -118,7 +118,7 @@ def test_deadlines_stop_retries_and_refuse_late_calls() -> None:
     """The deadlines example stops retrying before the deadline and refuses a late query."""
     out = run_example("deadlines.py")
     # Exact figures depend on how busy the machine is: match their shape.
-    assert re.search(r"waiting 0\.\d+s more would pass the deadline", out), out
+    assert re.search(r"waiting 0\.\d+s more would reach the deadline", out), out
     assert re.search(r"only 0\.\d+ s left before the deadline, 0\.3 s needed", out), out
     assert "neither the database nor the breaker saw it" in out
     assert number(r"Breaker profile-db: (\d+) calls", out) == 3

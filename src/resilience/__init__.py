@@ -30,6 +30,7 @@ from resilience._retry import (
     retry_on_failure,
     retry_with_backoff,
 )
+from resilience._retry_stats import forget_retry
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
 from resilience._time_limits import Deadline, Timeout
@@ -97,6 +98,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "circuit_breaker",
     "deadline",
     "default_registry",
+    "forget_retry",
     "get_circuit_breaker",
     "get_timeout",
     "remaining",
