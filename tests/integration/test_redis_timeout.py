@@ -160,15 +160,16 @@ def test_operator_orders_and_stats_are_bounded_too(frozen) -> None:
 
 def test_the_twin_keeps_the_clients_credentials_and_database(redis_server_factory) -> None:
     """The bounded twin talks to the same server, with the same password and db."""
-    server = redis_server_factory(password="s3cret")
-    client = redis.Redis(host="127.0.0.1", port=server.port, password="s3cret", db=3)
+    secret = "s3cret"  # noqa: S105  # a throwaway test server's password
+    server = redis_server_factory(password=secret)
+    client = redis.Redis(host="127.0.0.1", port=server.port, password=secret, db=3)
     storage = RedisStorage(client)
     breaker = CircuitBreaker(name="svc", storage=storage)
     breaker.call(ok)
     assert breaker.get_stats()["storage"] == "ok"
     key, _ = storage.keys("svc")
     assert client.exists(key) == 1
-    assert redis.Redis(host="127.0.0.1", port=server.port, password="s3cret").exists(key) == 0
+    assert redis.Redis(host="127.0.0.1", port=server.port, password=secret).exists(key) == 0
 
 
 @pytest.mark.asyncio
@@ -243,7 +244,7 @@ def test_a_bad_prefix_names_prefix(redis_server, prefix, error) -> None:
     ids=["zero", "negative", "nan", "inf", "too-long", "bool", "str"],
 )
 def test_a_bad_timeout_names_timeout(redis_server, timeout, error) -> None:
-    """timeout must be a number in (0, 60]."""
+    """A timeout must be a number in (0, 60]."""
     with pytest.raises(error, match="timeout"):
         RedisStorage(redis_server.client(), timeout=timeout)
 
