@@ -9,6 +9,7 @@ from resilience._breaker import CircuitBreaker
 from resilience._budget import RetryBudget
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
+from resilience._rate_limiter import RateLimiter
 from resilience._registry import (
     BreakerRegistry,
     circuit_breaker,
@@ -63,6 +64,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceWarning",
     "RetryBudget",
