@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
 import threading
 from typing import Any
 
@@ -391,20 +392,29 @@ def test_an_async_clock_is_refused() -> None:
 def test_threads_never_exceed_the_burst(clock) -> None:
     """Eight threads racing on a frozen clock get exactly burst units between them."""
     limit = limiter(clock, rate=1000, burst=500)
+    keyed = limiter(clock, rate=1000, burst=300)
     wins: list[int] = []
+    keyed_wins: list[int] = []
     barrier = threading.Barrier(8)
 
     def run() -> None:
         barrier.wait()
         wins.append(sum(limit.try_acquire() for _ in range(200)))
+        keyed_wins.append(sum(keyed.try_acquire(key="k") for _ in range(100)))
 
     threads = [threading.Thread(target=run) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython can
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
     assert sum(wins) == 500
     assert limit.get_stats()["total_limited"] == 1600 - 500
+    assert sum(keyed_wins) == 300
 
 
 @pytest.mark.timeout(120, method="thread")  # pytest-timeout's own SIGALRM would nest with ours

@@ -48,6 +48,10 @@ R = TypeVar("R")
 # slack: a few ulps), and a tat is kept as anchor + units * T rather than summed call by
 # call, so the rounding errors of a long run at the rate never pile up.
 _ULPS: Final = 4 * sys.float_info.epsilon
+# Whether a section of bytecode without calls or backward jumps runs atomically: true
+# with the GIL (CPython switches threads and runs signal handlers only at those points),
+# false on a free-threaded build, where the unkeyed fast path takes the lock instead.
+_ATOMIC_SECTIONS: Final = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
 _PROBE_INTERVAL: Final = 1.0  # while the storage fails, ask it again this often
 _SWEEP: Final = 2  # idle keys dropped per keyed decision: they drain faster than they come
 _MAX_KEY: Final = 200
@@ -136,6 +140,7 @@ class RateLimiter:
         "_burst",
         "_clock",
         "_down",
+        "_inline",
         "_interval",
         "_limited",
         "_lock",
@@ -188,7 +193,8 @@ class RateLimiter:
         self._storage: _LimiterStorage | None = storage
         self._interval = interval
         self._tolerance = self._burst * interval
-        self._slack = self._tolerance * _ULPS
+        self._slack = self._tolerance * _ULPS  # enough on a clock near 0; else see below
+        self._inline = storage is None and _ATOMIC_SECTIONS
         self._lock = threading.Lock()
         # The unkeyed limit's tat is anchor + units * T, computed afresh each time so
         # rounding errors never pile up; idle (-inf) at first.
@@ -242,25 +248,31 @@ class RateLimiter:
             TypeError: ``cost`` is not an int, or ``key`` not a str.
             ValueError: ``cost`` is < 1 or larger than ``burst`` (it could never fit).
         """
-        if cost.__class__ is not int or not 0 < cost <= self._burst:
-            self._check_cost(cost)
-        if key is None and self._storage is None:
-            # The common case, inline: one clock read and a few steps under the lock.
+        if key is None and self._inline and cost.__class__ is int and 0 < cost <= self._burst:
+            # The common case, inline and without a lock: from reading the state to
+            # storing it there is no call and no backward jump, the only places where
+            # CPython switches threads or runs a signal handler, so the section is atomic
+            # (a lock would cost 5x a bare call on its own; see _ATOMIC_SECTIONS).
             now = self._clock()
-            slack = (now if now > 0 else -now) * _ULPS + self._slack
             interval = self._interval
-            with self._lock:
-                anchor, units = self._anchor, self._units
-                if anchor + units * interval - now > slack:
-                    units += cost
-                else:
-                    anchor, units = now, cost
-                excess = anchor + units * interval - now - self._tolerance
-                if excess <= slack:
-                    self._anchor, self._units = anchor, units
-                    self._allowed += 1
-                    return True
-                self._limited += 1
+            units = self._units
+            ahead = self._anchor - now  # tat - now is ahead + units * T
+            if ahead + units * interval <= self._slack:
+                # At or behind now: idle, so the request fits (cost <= burst).
+                self._anchor = now
+                self._units = cost
+                self._allowed += 1
+                return True
+            units += cost
+            excess = ahead + units * interval - self._tolerance
+            if (
+                excess <= self._slack
+                or excess <= ((now if now > 0 else -now) + self._tolerance) * _ULPS
+            ):
+                self._units = units
+                self._allowed += 1
+                return True
+            self._limited += 1
             self._report(key, cost, excess)
             return False
         granted, seconds = self._decide(cost, key, 0.0)
@@ -354,23 +366,23 @@ class RateLimiter:
         """Decide in this process (the lock is taken here, and only here)."""
         now = self._clock()
         interval, tolerance = self._interval, self._tolerance
-        slack = (now if now > 0 else -now) * _ULPS + self._slack + limit * _ULPS
+        slack = ((now if now > 0 else -now) + tolerance + limit) * _ULPS
         with self._lock:
             tats = self._tats
             if key is None:
                 anchor, units = self._anchor, self._units
             else:
                 anchor, units, _ = tats.get(key, _IDLE)
-            if anchor + units * interval - now > slack:
-                units += cost
+            # No call from here to the stores: CPython runs a signal handler (and
+            # switches threads) only at calls and backward jumps, so an exception raised
+            # by one (a timeout()) cannot leave the state moved without its count.
+            ahead = anchor - now
+            if ahead + units * interval <= slack:
+                ahead, anchor, units = 0.0, now, cost
             else:
-                anchor, units = now, cost
-            new = anchor + units * interval
-            excess = new - now - tolerance
+                units += cost
+            excess = ahead + units * interval - tolerance
             granted = excess <= limit + slack
-            # No call between the decision and the stores below: CPython runs a signal
-            # handler only at calls and backward jumps, so an exception raised by one
-            # (a timeout()) cannot leave the tat moved without its count.
             if granted:
                 self._allowed += 1
                 if key is None:
@@ -378,7 +390,8 @@ class RateLimiter:
                 else:
                     if key in tats:
                         del tats[key]
-                    tats[key] = (anchor, units, new)  # inserted last: ordered by last use
+                    # Inserted last, so the dict is ordered by last use.
+                    tats[key] = (anchor, units, now + ahead + units * interval)
             else:
                 self._limited += 1
             if key is not None:
