@@ -31,7 +31,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError("resilience.redis needs redis-py: pip install 'resilience[redis]'") from exc
 
-from resilience._redis_lua import SCRIPT
+from resilience._redis_lua import GCRA_SCRIPT, SCRIPT
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
 from resilience._validate import check_name, check_number
@@ -105,6 +105,12 @@ def _number(name: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"storage config {name} must be a finite number, got {value!r}")
     return repr(value)
+
+
+def _gcra_reply(reply: bytes | str) -> tuple[bool, float]:
+    """Decode the GCRA script's reply: admitted, and seconds (wait or retry-after)."""
+    admitted, micros = _text(reply).split(",")
+    return admitted == "1", float(micros) / 1e6
 
 
 def _check_prefix(prefix: object) -> str:
@@ -277,6 +283,7 @@ class RedisStorage(BreakerStorage):
                 raise TypeError(f"sync_client must be a redis-py client, got {sync_client!r}")
             self._aclient: Any = client
             self._ascript: Any = client.register_script(SCRIPT)
+            self._agcra: Any = client.register_script(GCRA_SCRIPT)
         elif sync_client is not None:
             raise TypeError(
                 f"sync_client is only for an asyncio client, got sync_client={sync_client!r}"
@@ -286,12 +293,15 @@ class RedisStorage(BreakerStorage):
         self._given = sync_client
         self._client: Any = None
         self._script: Any = None
+        self._gcra_script: Any = None
         if not isinstance(sync_client, _redis.RedisCluster):
             # A cluster twin asks the cluster for its topology when made: that waits
             # for the first operation, where a failure falls back like any other.
             self._bind()
         self._configs: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._keys: dict[str, list[str]] = {}
+        self._limit_keys: dict[tuple[str, str | None], list[str]] = {}
+        self._limit_args: dict[tuple[float, float, float], tuple[str, str, str]] = {}
 
     @property
     def timeout(self) -> float:
@@ -302,6 +312,7 @@ class RedisStorage(BreakerStorage):
         """Make the bounded twin of the given client and register the script on it."""
         client = _bounded_twin(self._given, self._timeout)
         self._client = client
+        self._gcra_script = client.register_script(GCRA_SCRIPT)
         self._script = client.register_script(SCRIPT)
         return self._script
 
@@ -491,6 +502,86 @@ class RedisStorage(BreakerStorage):
             "total_rejected": n_rejected,
             "total_ignored": n_ignored,
         }
+
+    # ------------------------------------------------------------------ rate limits
+
+    def limit_key(self, name: str, key: str | None = None) -> str:
+        """Return the Redis key of the rate limit ``name`` (partition ``key``, if any).
+
+        ``<prefix>rl:{<name>}`` or ``<prefix>rl:{<name>:<key>}``, both percent-encoded:
+        the hash tag spreads a limiter's partitions over a cluster's slots, and no
+        limit's key can meet a breaker's (``<prefix>{<name>}``).
+        """
+        return self._limit_keys_of(name, key)[0]
+
+    def _limit_keys_of(self, name: str, key: str | None) -> list[str]:
+        keys = self._limit_keys.get((name, key))
+        if keys is None:
+            check_name(name)
+            tag = (
+                quote(name, safe="")
+                if key is None
+                else f"{quote(name, safe='')}:{quote(key, safe='')}"
+            )
+            keys = [f"{self._prefix}rl:{{{tag}}}"]
+            if len(self._limit_keys) < _KEYS_CACHED:
+                self._limit_keys[(name, key)] = keys
+        return keys
+
+    def _limit_argv(
+        self, interval: float, tolerance: float, cost: int, max_wait: float
+    ) -> tuple[Any, ...]:
+        """The GCRA script's arguments: times in microseconds, exactly (repr round-trips)."""
+        cached = self._limit_args.get((interval, tolerance, max_wait))
+        if cached is None:
+            cached = (repr(interval * 1e6), repr(tolerance * 1e6), repr(max_wait * 1e6))
+            if len(self._limit_args) >= _KEYS_CACHED:
+                self._limit_args.clear()
+            self._limit_args[(interval, tolerance, max_wait)] = cached
+        return (cached[0], cached[1], cost, cached[2])
+
+    def _gcra(
+        self,
+        name: str,
+        key: str | None,
+        interval: float,
+        tolerance: float,
+        *,
+        cost: int,
+        max_wait: float,
+    ) -> tuple[bool, float]:
+        """Decide one rate-limit request on the server's clock (one script call).
+
+        Returns ``(True, wait)`` when admitted (its turn comes in ``wait`` seconds) or
+        ``(False, retry_after)``; see ``resilience._redis_lua.GCRA_DOC``.
+        """
+        if self._gcra_script is None:
+            self._bind()
+        reply = self._gcra_script(
+            keys=self._limit_keys_of(name, key),
+            args=self._limit_argv(interval, tolerance, cost, max_wait),
+        )
+        return _gcra_reply(reply)
+
+    async def _gcra_async(
+        self,
+        name: str,
+        key: str | None,
+        interval: float,
+        tolerance: float,
+        *,
+        cost: int,
+        max_wait: float,
+    ) -> tuple[bool, float]:
+        """``_gcra`` without blocking the event loop (with an asyncio client)."""
+        if not self._async:
+            return self._gcra(name, key, interval, tolerance, cost=cost, max_wait=max_wait)
+        async with asyncio.timeout(self._timeout):
+            reply = await self._agcra(
+                keys=self._limit_keys_of(name, key),
+                args=self._limit_argv(interval, tolerance, cost, max_wait),
+            )
+        return _gcra_reply(reply)
 
     def __repr__(self) -> str:
         return f"RedisStorage(prefix={self._prefix!r})"
