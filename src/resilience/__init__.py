@@ -14,6 +14,7 @@ from resilience._fallback import Fallback, Outcome
 from resilience._hedge import Hedge
 from resilience._pipeline import Pipeline
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
+from resilience._rate_limiter import RateLimiter
 from resilience._registry import (
     BreakerRegistry,
     circuit_breaker,
@@ -80,6 +81,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "Outcome",
     "Pipeline",
     "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceWarning",
     "Retry",

@@ -302,3 +302,43 @@ if op == 's' then
 end
 return table.concat(reply, ',')
 """
+
+GCRA_DOC = """The script behind a fleet-wide ``RateLimiter``: one call decides one request.
+
+KEYS[1] is the limit's key: two packed doubles, the anchor (server microseconds) and the
+units admitted since it, so the theoretical arrival time is ``anchor + units * T``
+(recomputed, never summed, so rounding errors do not pile up). It expires when that
+time passes: an idle limit holds no key.
+
+ARGV: 1 the emission interval T and 2 the tolerance ``burst * T``, both in microseconds;
+3 the request's cost; 4 the longest wait accepted, in microseconds (0: none).
+
+Reply: ``"1,<wait>"`` when admitted (the request's turn comes ``wait`` microseconds from
+now, 0 for at once) or ``"0,<retry_after>"`` when refused (nothing is written).
+Times are the server's (``TIME``): every process reads one clock.
+"""
+
+GCRA_SCRIPT = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local anchor, units, ahead = now, 0, 0
+local packed = redis.call('GET', KEYS[1])
+if packed then
+  anchor, units = struct.unpack('>dd', packed)
+  ahead = anchor - now  -- exact: both are whole microseconds
+  if ahead + units * interval <= 0 then anchor, units, ahead = now, 0, 0 end
+end
+units = units + cost
+local due = ahead + units * interval  -- the new tat, from now
+local excess = due - tolerance
+-- A few ulps of slack: units * T is rounded, and a caller at the rate must pass.
+if excess > limit + (due + tolerance + limit) * 1e-15 then
+  return '0,' .. string.format('%.17g', excess)
+end
+local ttl = math.max(1, math.ceil(due / 1000))  -- milliseconds: gone once the tat passes
+redis.call('SET', KEYS[1], struct.pack('>dd', anchor, units), 'PX', ttl)
+if excess < 0 then excess = 0 end
+return '1,' .. string.format('%.17g', excess)
+"""
