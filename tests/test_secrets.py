@@ -312,3 +312,22 @@ def test_the_password_from_the_environment_is_used_and_hidden(monkeypatch):
     status, said = _run_cli("status", "--redis", f"redis://127.0.0.1:{PORT}/0")
     assert status == 2
     assert "QZ55555" not in said
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("socket_timeout=soon", "redis-py refused it (ValueError)"),
+        ("no_such_option=QZ13579", "an option in it was refused (TypeError)"),
+    ],
+    ids=["bad-value", "unknown-option"],
+)
+def test_options_redis_py_refuses_are_named_without_quoting_them(query, message):
+    """An option redis-py refuses is exit status 2; its text (which may quote it) is not shown."""
+    pytest.importorskip("redis")
+    url = f"redis://:QZ97531@127.0.0.1:{PORT}/0?{query}"
+    status, said = _run_cli("status", "--redis", url)
+    assert status == 2
+    assert message in said
+    assert "QZ97531" not in said
+    assert "QZ13579" not in said
