@@ -35,7 +35,12 @@ def _fresh_default_registry() -> Iterator[None]:
 # runs without extras (CI does both). Where real servers are required, nothing is left out:
 # a missing extra must fail there, not vanish.
 _EXTRA_TESTS = {
-    "prometheus_client": ["test_metrics*.py", "test_monitoring_kit.py", "integration/*prometheus*"],
+    "prometheus_client": [
+        "test_metrics*.py",
+        "test_monitoring_kit.py",
+        "test_observed.py",
+        "integration/*prometheus*",
+    ],
     "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*", "integration/test_demo.py"],
     "opentelemetry": ["test_otel*.py", "integration/*otel*"],
 }

@@ -268,6 +268,10 @@ class RedisStorage(BreakerStorage):
         cache_ttl: float | None = None,
         sync_client: Any = None,
     ) -> None:
+        if isinstance(client, str | bytes):  # a URL, maybe with a password: never echo it
+            raise TypeError(
+                "client must be a redis-py client, got a URL string: pass redis.Redis.from_url(url)"
+            )
         if not callable(getattr(client, "register_script", None)):
             raise TypeError(f"client must be a redis-py client, got {client!r}")
         self._prefix = _check_prefix(prefix)
