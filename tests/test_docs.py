@@ -19,7 +19,11 @@ PAGES = sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md"])
 _BLOCK = re.compile(r"(<!-- no-run -->\n)?```python\n(.*?)```", re.DOTALL)
 
 
-_EXTRAS = {"resilience.metrics": "prometheus_client", "resilience.redis": "redis"}
+_EXTRAS = {
+    "resilience.metrics": "prometheus_client",
+    "resilience.redis": "redis",
+    "resilience.otel": "opentelemetry",
+}
 
 
 def _blocks(page: Path) -> list[str]:
