@@ -310,6 +310,7 @@ def test_counts_are_exact_under_threads() -> None:
 
 def test_named_chaos_is_in_metrics_and_never_degrades_health() -> None:
     """A named Chaos exports its two series; health stays ok."""
+    pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
     from prometheus_client import CollectorRegistry, generate_latest
 
     from resilience.metrics import health, register_metrics

@@ -23,6 +23,7 @@ _EXTRAS = {
     "resilience.metrics": "prometheus_client",
     "resilience.redis": "redis",
     "resilience.otel": "opentelemetry",
+    "opentelemetry": "opentelemetry",
 }
 
 

@@ -382,6 +382,7 @@ def test_async_decorator_stays_a_coroutine_function() -> None:
 
 def test_named_hedge_is_in_metrics() -> None:
     """A named hedge exports its outcome and hedge counters."""
+    pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
     from prometheus_client import CollectorRegistry, generate_latest
 
     from resilience.metrics import register_metrics
