@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 import random
 import threading
@@ -174,6 +175,21 @@ def test_enabled_callable_is_asked_on_every_call() -> None:
     armed[0] = False
     assert chaos.call(ok) == 1
     assert chaos.get_stats()["total_calls"] == 1
+
+
+def test_a_raising_enabled_switch_is_logged_and_injects_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broken feature flag never adds trouble: the call runs untouched, and it is logged."""
+
+    def broken_flag() -> bool:
+        raise LookupError("flag service down")
+
+    chaos = Chaos(fault=ValueError, rate=1.0, enabled=broken_flag)
+    with caplog.at_level(logging.ERROR, logger="resilience"):
+        assert chaos.call(ok, 2) == 2
+    assert "flag service down" in caplog.text
+    assert chaos.get_stats()["total_calls"] == 0
 
 
 @pytest.mark.parametrize("value", ["off", "OFF", " Off ", "0", "false", "no"])
