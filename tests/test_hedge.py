@@ -76,7 +76,11 @@ def test_fast_primary_wins_without_a_hedge() -> None:
 
 
 def test_slow_primary_loses_to_a_hedge_whose_result_is_returned(heard: Any) -> None:
-    """After the delay a hedge starts; it answers first, the primary is abandoned."""
+    """After the delay a hedge starts; the attempt that answers wins, the stuck one is left.
+
+    Which worker thread reaches the function first is up to the scheduler, so the test
+    lets whichever attempt arrives first get stuck (the async tests pin the order).
+    """
     hedge = Hedge(delay=0.0, name="sync-hedge")
     func = Attempts("block", "hedged")
     try:
@@ -85,7 +89,7 @@ def test_slow_primary_loses_to_a_hedge_whose_result_is_returned(heard: Any) -> N
         func.release.set()
     assert func.calls == 2
     stats = hedge.get_stats()
-    assert (stats["hedge_won"], stats["hedges"]) == (1, 1)
+    assert (stats["primary_won"] + stats["hedge_won"], stats["hedges"]) == (1, 1)
     assert [(e.name, e.kind, e.strategy, dict(e.attributes)) for e in heard] == [
         ("hedge", "hedge", "sync-hedge", {"hedge": 1, "reason": "delay"})
     ]
