@@ -578,3 +578,37 @@ def test_async_loser_that_raises_on_cancel_is_retrieved() -> None:
         return "hedge"
 
     assert asyncio.run(Hedge(delay=0.0).call_async(attempt)) == "hedge"
+
+
+def test_hedge_around_chaos_hides_injected_faults() -> None:
+    """Composed as strategies (hedge outside, chaos inside), faults on one attempt are hidden."""
+    import random
+
+    from resilience.chaos import Chaos
+
+    chaos = Chaos(fault=ConnectionError, rate=0.3, rng=random.Random(5))
+    hedge = Hedge(delay=FOREVER, max_hedges=3, on=ConnectionError)
+    results = [hedge.call(chaos.call, str, n) for n in range(200)]
+    assert results == [str(n) for n in range(200)]
+    stats = hedge.get_stats()
+    assert stats["hedges"] == chaos.get_stats()["total_injected"]["fault"] > 0
+    assert stats["failed"] == 0
+
+
+def test_async_hedge_around_chaos_hides_injected_faults() -> None:
+    """The same composition with call_async: every call answers."""
+    import random
+
+    from resilience.chaos import Chaos
+
+    chaos = Chaos(fault=ConnectionError, rate=0.3, rng=random.Random(6))
+    hedge = Hedge(delay=FOREVER, max_hedges=3, on=ConnectionError)
+
+    async def echo(n: int) -> int:
+        return n
+
+    async def main() -> list[int]:
+        return [await hedge.call_async(chaos.call_async, echo, n) for n in range(100)]
+
+    assert asyncio.run(main()) == list(range(100))
+    assert hedge.get_stats()["hedges"] == chaos.get_stats()["total_injected"]["fault"]
