@@ -114,7 +114,8 @@ def main() -> None:
     print(f"| closed-breaker `call`, OTel on | {calls['on']:,.0f} | {ratio:.2f}× (≤ 1.10×) |")
     print(f"| `retry` event, nobody subscribed | {events['none']:,.0f} | - |")
     print(
-        f"| `retry` event, OTel on, no span | {events['on']:,.0f} | {events['on'] / 1000:.2f} µs (≤ 5 µs) |"
+        f"| `retry` event, OTel on, no span | {events['on']:,.0f} | "
+        f"{events['on'] / 1000:.2f} µs (≤ 5 µs) |"
     )
     print(
         f"| `retry` event, OTel on, recording span | {in_span['on']:,.0f} | "

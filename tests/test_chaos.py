@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 import random
 import threading
@@ -176,6 +177,21 @@ def test_enabled_callable_is_asked_on_every_call() -> None:
     assert chaos.get_stats()["total_calls"] == 1
 
 
+def test_a_raising_enabled_switch_is_logged_and_injects_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broken feature flag never adds trouble: the call runs untouched, and it is logged."""
+
+    def broken_flag() -> bool:
+        raise LookupError("flag service down")
+
+    chaos = Chaos(fault=ValueError, rate=1.0, enabled=broken_flag)
+    with caplog.at_level(logging.ERROR, logger="resilience"):
+        assert chaos.call(ok, 2) == 2
+    assert "flag service down" in caplog.text
+    assert chaos.get_stats()["total_calls"] == 0
+
+
 @pytest.mark.parametrize("value", ["off", "OFF", " Off ", "0", "false", "no"])
 def test_kill_switch_disarms_every_chaos(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     """RESILIENCE_CHAOS=off wins over enabled=True, read whenever a call would be injected."""
@@ -310,6 +326,7 @@ def test_counts_are_exact_under_threads() -> None:
 
 def test_named_chaos_is_in_metrics_and_never_degrades_health() -> None:
     """A named Chaos exports its two series; health stays ok."""
+    pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
     from prometheus_client import CollectorRegistry, generate_latest
 
     from resilience.metrics import health, register_metrics

@@ -23,7 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = str(Path(resilience.__file__).resolve().parents[1])
 PAGES = sorted([*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"])
 _BLOCK = re.compile(r"(<!-- no-run -->\n)?```python\n(.*?)```", re.DOTALL)
-_EXTRAS = {"resilience.metrics": "prometheus_client", "resilience.redis": "redis"}
+_EXTRAS = {
+    "resilience.metrics": "prometheus_client",
+    "resilience.redis": "redis",
+    "resilience.otel": "opentelemetry",
+    "opentelemetry": "opentelemetry",
+}
 
 
 def _blocks(page: Path) -> list[str]:

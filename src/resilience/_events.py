@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from resilience._context import current
 
@@ -47,9 +46,12 @@ EVENT_NAMES = frozenset(
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing a strategy did.
+class Event(NamedTuple):
+    """One thing a strategy did (immutable).
+
+    A named tuple rather than a frozen dataclass: it is built on every event, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost half of an event
+    delivered to OpenTelemetry (benchmarks/bench_otel.py).
 
     Attributes:
         name: one of ``EVENT_NAMES``.
@@ -66,7 +68,7 @@ class Event:
     strategy: str | None
     exception: BaseException | None = None
     pipeline: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, object] = _EMPTY
 
 
 #: The subscribers, replaced whole on every change so emitters read it without a lock.
@@ -127,9 +129,8 @@ def emit(
 # number=n, handled=bool)``; a pipeline reports ``emit_timing("pipeline", ...)`` per call.
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """How long one attempt or one pipeline call took.
+class Timing(NamedTuple):
+    """How long one attempt or one pipeline call took (immutable, as ``Event``).
 
     Attributes:
         name: ``"attempt"`` (one try of the protected call, by a retry or a hedge) or
@@ -147,7 +148,7 @@ class Timing:
     strategy: str | None
     seconds: float
     pipeline: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, object] = _EMPTY
 
 
 #: The duration subscribers, replaced whole on every change (as ``subscribers``).

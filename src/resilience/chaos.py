@@ -15,6 +15,7 @@ feature flag, a header, a time of day).
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from resilience._strategy import StrategyInfo
 
 __all__ = ["Chaos"]
+
+_log = logging.getLogger("resilience")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,6 +93,7 @@ class Chaos:
             propagates as the call's error.
         rate: the probability, in [0, 1], that a call is injected.
         enabled: a bool, or a callable asked on every call; False leaves calls untouched.
+            A callable that raises is logged and counts as False.
         rng: the random source (seed it to make the injections reproducible).
         sleep: how to wait ``latency`` (``time.sleep``; async code uses ``asyncio.sleep``
             unless given a coroutine function, which is awaited).
@@ -203,7 +207,7 @@ class Chaos:
         environment costs about a microsecond, which the calls left alone never pay.
         """
         enabled = self._enabled
-        if enabled is False or (enabled is not True and not enabled()):
+        if enabled is False or (enabled is not True and not self._ask(enabled)):
             return False
         inject = self._rng.random() < self._rate and not killed()
         with self._lock:
@@ -215,6 +219,17 @@ class Chaos:
         if inject and _events.subscribers:
             _events.emit("injected", "chaos", self._name, None, injected=self._steps)
         return inject
+
+    def _ask(self, enabled: Callable[[], bool]) -> bool:
+        """Ask the ``enabled`` callable; one that raises disarms the call (and is logged).
+
+        Chaos must never add trouble nobody planned: a broken switch means no injection.
+        """
+        try:
+            return bool(enabled())
+        except Exception:
+            _log.exception("resilience: chaos %r: enabled=%r raised; not injecting", self, enabled)
+            return False
 
     def _new_fault(self) -> BaseException:
         """Return the exception to raise: the one given, or a fresh one from the factory."""
