@@ -181,10 +181,14 @@ def _table(results: list[Result], base_p99: float) -> list[str]:
     ]
     for r in results:
         final = "-" if r.final_limit is None else str(r.final_limit)
+        if math.isnan(r.p99):  # no request succeeded
+            p50 = p99 = ratio = "-"
+        else:
+            p50, p99 = f"{r.p50 * 1000:.1f}", f"{r.p99 * 1000:.1f}"
+            ratio = f"{r.p99 / base_p99:.2f}"
         rows.append(
-            f"| {r.limit} | {r.load:.1f}x | {r.goodput:.0%} | {r.p50 * 1000:.1f} "
-            f"| {r.p99 * 1000:.1f} | {r.p99 / base_p99:.2f} | {r.rejected:.0%} "
-            f"| {r.timed_out:.0%} | {final} |"
+            f"| {r.limit} | {r.load:.1f}x | {r.goodput:.0%} | {p50} | {p99} | {ratio} "
+            f"| {r.rejected:.0%} | {r.timed_out:.0%} | {final} |"
         )
     return rows
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import doctest
 import inspect
 import threading
 import warnings
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from resilience import (
+    AdaptiveLimit,
     Bulkhead,
     BulkheadFullError,
     CircuitBreaker,
@@ -357,3 +359,18 @@ def test_threads_share_a_pipeline_without_sharing_contexts() -> None:
     for thread in threads:
         thread.join()
     assert seen == ["threads"] * 8
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [Pipeline, Bulkhead, AdaptiveLimit, Fallback, Timeout, Deadline],
+    ids=lambda obj: obj.__name__,
+)
+def test_docstring_examples_run(obj: Any) -> None:
+    """The examples in the new strategies' docstrings run as written."""
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner()
+    for test in finder.find(obj, globs={obj.__name__: obj}):
+        runner.run(test)
+    assert runner.failures == 0
+    assert runner.tries > 0

@@ -248,9 +248,10 @@ class Pipeline:
         achain = _achain(self._strategies, func)
         name = self._name
         current = _context._current  # noqa: SLF001  # our context
+        make_context = _context.CallContext
 
         def runner(_: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            token = current.set(_context.CallContext(name))
+            token = current.set(make_context(name))
             try:
                 return chain(*args, **kwargs)
             finally:
