@@ -714,10 +714,10 @@ def test_methods_are_retried_with_their_instance(clock):
     assert (client.get("k"), client.calls) == ("K", 3)
 
 
-def test_generator_functions_are_refused():
-    """Decorating a generator function raises TypeError at decoration time."""
+def test_async_generator_functions_are_refused():
+    """Decorating an async generator function raises TypeError at decoration time."""
 
-    def numbers():
+    async def numbers():
         yield 1
 
     with pytest.raises(TypeError, match="generator function"):

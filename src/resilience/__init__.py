@@ -25,7 +25,7 @@ from resilience._retry import (
     retry_on_failure,
     retry_with_backoff,
 )
-from resilience._retry_stats import forget_retry
+from resilience._retry_stats import RetryStatistics, forget_retry, retry_statistics
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
 from resilience._timeouts import (
@@ -72,6 +72,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RetryContext",
     "RetryError",
     "RetryState",
+    "RetryStatistics",
     "StoredState",
     "TIMEOUTS",
     "ThrottledError",
@@ -90,6 +91,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "retry_api_call",
     "retry_network_operation",
     "retry_on_failure",
+    "retry_statistics",
     "retry_with_backoff",
     "timeout",
     "validate_timeout",

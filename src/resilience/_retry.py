@@ -45,7 +45,7 @@ from resilience._http_hints import (
     retryable_response,
     retryable_status_error,
 )
-from resilience._retry_stats import RetryCounter, counter_for
+from resilience._retry_stats import RetryCounter, RetryStatistics, counter_for
 from resilience._validate import (
     check_callable,
     check_int,
@@ -487,6 +487,8 @@ class _Policy:
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
+        if run.stats is not None:
+            run.stats.retried(delay)
         if self.on_retry is not None or _events.subscribers:
             run.announce(exc, result, delay)
         else:
@@ -605,7 +607,10 @@ class _Policy:
             self.hook("on_success", self.on_success, state)
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
-        """Wrap ``func`` (sync or async) so every call runs under this policy."""
+        """Wrap ``func`` (sync or async, or a generator function) so its calls retry.
+
+        Each decorated function gets its own drivers, counting its ``statistics``.
+        """
         import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
 
         if inspect.iscoroutinefunction(self.sleep) and not inspect.iscoroutinefunction(func):
@@ -613,11 +618,58 @@ class _Policy:
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"
             )
-        wrapper = wrap(func, self.call, self.call_async)
+        stats = RetryStatistics()
+        call, call_async = _drivers(self, stats)
+        generator: Any = func  # isgeneratorfunction would narrow func's type for good
+        if inspect.isgeneratorfunction(generator):
+            wrapper = _wrap_generator(func, call)
+        else:
+            wrapper = wrap(func, call, call_async)
         # functools.wraps leaves these out; introspection (and tenacity users) expect them.
         wrapper.__defaults__ = getattr(func, "__defaults__", None)
         wrapper.__kwdefaults__ = getattr(func, "__kwdefaults__", None)
+        wrapper.statistics = stats  # type: ignore[attr-defined]
         return wrapper
+
+
+def _wrap_generator(func: Callable[P, R], call: SyncRun) -> Callable[P, R]:
+    """Retry a generator function until it yields its first value, then hand over.
+
+    A failure before the first value re-runs the generator from the start, like a call.
+    Once a value has been yielded the consumer holds it, so a later failure propagates
+    as is: nothing could be re-run without yielding values twice.
+    """
+    import functools  # noqa: PLC0415  # already loaded by the wrapper helper
+
+    def start(*args: Any, **kwargs: Any) -> tuple[Any, Any, bool]:
+        generator: Any = func(*args, **kwargs)
+        try:
+            return generator, next(generator), False
+        except StopIteration as stop:
+            return generator, stop.value, True
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        generator, value, finished = call(start, args, kwargs)
+        if finished:
+            return value
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                generator.close()
+                raise
+            except BaseException as error:  # thrown in by the consumer: pass it on
+                try:
+                    value = generator.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                value = generator.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+    return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
 
 
 def _testing_reason(cap: int) -> str:
@@ -651,12 +703,19 @@ class _Attempts:
     call the function and sleep. A call that succeeds at once never makes one.
     """
 
-    __slots__ = ("attempt", "context", "policy", "start")
+    __slots__ = ("attempt", "context", "policy", "start", "stats")
 
-    def __init__(self, policy: _Policy, start: float, context: _context.CallContext | None) -> None:
+    def __init__(
+        self,
+        policy: _Policy,
+        start: float,
+        context: _context.CallContext | None,
+        stats: RetryStatistics | None = None,
+    ) -> None:
         self.policy = policy
         self.start = start
         self.context = context
+        self.stats = stats
         self.attempt = 1
 
     def begin(self) -> None:
@@ -701,6 +760,8 @@ class _Attempts:
         attempt = self.attempt
         if policy.counter is not None:
             policy.counter.record(attempts=attempt, succeeded=False)
+        if self.stats is not None:
+            self.stats.failed()
         error: BaseException = RetryError(result, attempt) if exc is None else exc
         if reason is None and attempt > 1:
             reason = f"{type(exc).__name__} is not retried"
@@ -746,7 +807,7 @@ class _Attempts:
             policy.hook("on_retry", policy.on_retry, state)
 
 
-def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR0915  # sync and async twins
+def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR0915  # sync and async twins
     """Make the policy's ``call`` and ``call_async``: thin drivers of ``_Attempts``.
 
     The first attempt reads only local variables and allocates nothing, which keeps a call
@@ -760,13 +821,16 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
     track = counter is not None or policy.on_success is not None
+    tick = None if stats is None else stats.tick
 
-    def call(
+    def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if tick is not None:
+            tick()
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -775,29 +839,31 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
             if counter is not None:
-                _Attempts(policy, start, context).interrupted(error)
+                _Attempts(policy, start, context, stats).interrupted(error)
             raise
         else:
             if check is None or not policy.result_fails(result):
                 if track:
                     policy.finished(1, start, result)
                 return result
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = cast("float", policy.next_delay(run, None, result))
         return _retry_loop(run, func, args, kwargs, delay)
 
-    async def call_async(
+    async def call_async(  # noqa: C901  # the same as call
         func: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if tick is not None:
+            tick()
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -806,20 +872,20 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
             if counter is not None:
-                _Attempts(policy, start, context).interrupted(error)
+                _Attempts(policy, start, context, stats).interrupted(error)
             raise
         else:
             if check is None or not policy.result_fails(result):
                 if track:
                     policy.finished(1, start, result)
                 return result
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = cast("float", policy.next_delay(run, None, result))
         return await _aretry_loop(run, func, args, kwargs, delay)
 
