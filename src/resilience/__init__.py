@@ -28,6 +28,7 @@ from resilience._retry import (
 from resilience._retry_stats import RetryStatistics, forget_retry, retry_statistics
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
+from resilience._throttle import AdaptiveThrottle, RetryThrottle
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
@@ -51,6 +52,7 @@ from resilience.exceptions import (
 )
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
+    "AdaptiveThrottle",
     "BreakerRegistry",
     "BreakerStorage",
     "BulkheadFullError",
@@ -73,6 +75,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RetryError",
     "RetryState",
     "RetryStatistics",
+    "RetryThrottle",
     "StoredState",
     "TIMEOUTS",
     "ThrottledError",

@@ -46,6 +46,7 @@ from resilience._http_hints import (
     retryable_status_error,
 )
 from resilience._retry_stats import RetryCounter, RetryStatistics, counter_for
+from resilience._throttle import RetryThrottle
 from resilience._validate import (
     check_callable,
     check_int,
@@ -311,6 +312,7 @@ class _Policy:
     max_retry_after: float
     hint: Callable[[Any], float | None] | None  # beyond a `retry_after` attribute
     budget: RetryBudget | None
+    throttle: RetryThrottle | None
     name: str | None
     counter: RetryCounter | None
     sleep: SleepFunc
@@ -339,7 +341,7 @@ class _Policy:
         on_retry: Callable[[RetryState], object] | None = None,
         max_retry_after: float | None = None,
         backoff: Callable[[int], float] | None = None,
-        budget: RetryBudget | None = None,
+        budget: RetryBudget | RetryThrottle | None = None,
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
@@ -386,8 +388,10 @@ class _Policy:
                 "max_retry_after", max_retry_after, minimum=0.0, finite=False
             )
         min_delay = check_limit("min_delay", min_delay, zero=True)
-        if budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+        if budget is not None and not isinstance(budget, RetryBudget | RetryThrottle):
+            raise TypeError(
+                f"budget must be a RetryBudget, a RetryThrottle or None, got {budget!r}"
+            )
         name = check_name(name, optional=True)
         check_callable("sleep", sleep)
         return cls(
@@ -405,7 +409,8 @@ class _Policy:
             on_giveup=_check_sync("on_giveup", on_giveup, optional=True),
             max_retry_after=max_retry_after,
             hint=_check_sync("retry_after", retry_after, optional=True),
-            budget=budget,
+            budget=budget if isinstance(budget, RetryBudget) else None,
+            throttle=budget if isinstance(budget, RetryThrottle) else None,
             name=name,
             counter=None if name is None else counter_for(name),
             sleep=sleep,
@@ -429,7 +434,7 @@ class _Policy:
         object.__setattr__(self, "call", sync_run)
         object.__setattr__(self, "call_async", async_run)
 
-    def next_delay(  # noqa: C901, PLR0912  # flat on purpose: see the docstring
+    def next_delay(  # noqa: C901, PLR0912, PLR0915  # flat on purpose: see the docstring
         self, run: _Attempts, exc: Exception | None, result: Any
     ) -> float | None:
         """Return the delay before the next attempt, or give up (see ``_Attempts``).
@@ -455,6 +460,8 @@ class _Policy:
             hinted = self.hint is not None or verdict is _HINTED or bool(exc.__dict__)
         else:
             hinted = True  # a retried result: look for a hint on it
+        if self.throttle is not None:
+            self.throttle._failure()  # noqa: SLF001  # every retryable failure takes a token
         reason: str | None = None
         max_retries = self.max_retries
         if max_retries is not None and attempt > max_retries:
@@ -484,6 +491,8 @@ class _Policy:
                 reason = _past_deadline(at, delay)
         if reason is None and self.budget is not None and not self.budget._withdraw():  # noqa: SLF001
             reason = "the retry budget is spent"
+        if reason is None and self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
+            reason = "the retry throttle has half its tokens or fewer"
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
@@ -600,6 +609,8 @@ class _Policy:
 
     def finished(self, attempts: int, start: float, result: Any) -> None:
         """Count a call whose attempt ``attempts`` succeeded, and tell ``on_success``."""
+        if self.throttle is not None:
+            self.throttle._success()  # noqa: SLF001  # the throttle and the policy are one unit
         if self.counter is not None:
             self.counter.record(attempts=attempts, succeeded=True)
         if self.on_success is not None:
@@ -820,7 +831,7 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
     check = policy.retry_on_result
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
-    track = counter is not None or policy.on_success is not None
+    track = counter is not None or policy.on_success is not None or policy.throttle is not None
     tick = None if stats is None else stats.tick
 
     def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
@@ -1015,7 +1026,7 @@ class _RetryOptions(TypedDict, total=False):
     on_retry: Callable[[RetryState], object] | None
     max_retry_after: float | None
     backoff: Callable[[int], float] | None
-    budget: RetryBudget | None
+    budget: RetryBudget | RetryThrottle | None
     name: str | None
     sleep: SleepFunc
     clock: Clock
@@ -1070,7 +1081,7 @@ class Retry:
         on_retry: Callable[[RetryState], object] | None = None,
         max_retry_after: float | None = None,
         backoff: Callable[[int], float] | None = None,
-        budget: RetryBudget | None = None,
+        budget: RetryBudget | RetryThrottle | None = None,
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
@@ -1184,7 +1195,7 @@ def retry_with_backoff(
     on_retry: Callable[[RetryState], object] | None = None,
     max_retry_after: float | None = None,
     backoff: Callable[[int], float] | None = None,
-    budget: RetryBudget | None = None,
+    budget: RetryBudget | RetryThrottle | None = None,
     name: str | None = None,
     sleep: SleepFunc = time.sleep,
     clock: Clock = time.monotonic,
