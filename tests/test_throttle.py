@@ -278,3 +278,22 @@ def test_a_budget_of_the_wrong_type_is_refused() -> None:
     """The budget option takes a RetryBudget or a RetryThrottle."""
     with pytest.raises(TypeError, match="RetryThrottle"):
         retry_with_backoff(budget=3)  # type: ignore[arg-type]
+
+
+def test_the_retry_storm_simulation_meets_its_targets() -> None:
+    """benchmarks/retry_storm.py: 27x plain, <= 2x with budgets, <= 1.1x with throttles."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "retry_storm.py"
+    spec = importlib.util.spec_from_file_location("retry_storm", path)
+    assert spec is not None
+    assert spec.loader is not None
+    storm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(storm)
+    storm.RATE, storm.SECONDS = 500, 2
+    assert storm.layered("plain")[0] == 27.0
+    assert storm.layered("budget")[0] <= 2.0
+    assert storm.layered("throttle")[0] <= 1.1
+    ratio, _ = storm.adaptive(seconds=120)
+    assert ratio == pytest.approx(2.0, rel=0.15)
