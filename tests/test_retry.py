@@ -714,10 +714,10 @@ def test_methods_are_retried_with_their_instance(clock):
     assert (client.get("k"), client.calls) == ("K", 3)
 
 
-def test_generator_functions_are_refused():
-    """Decorating a generator function raises TypeError at decoration time."""
+def test_async_generator_functions_are_refused():
+    """Decorating an async generator function raises TypeError at decoration time."""
 
-    def numbers():
+    async def numbers():
         yield 1
 
     with pytest.raises(TypeError, match="generator function"):
@@ -773,7 +773,11 @@ def test_one_policy_decorates_many_functions(clock):
             "backoff replaces base_delay, max_delay, exponential_base and jitter",
         ),
         ({"backoff": Constant(1.0), "jitter": False}, ValueError, "got backoff=.* jitter=False"),
-        ({"budget": 0.2}, TypeError, "budget must be a RetryBudget or None, got 0.2"),
+        (
+            {"budget": 0.2},
+            TypeError,
+            "budget must be a RetryBudget, a RetryThrottle or None, got 0.2",
+        ),
         ({"name": ""}, ValueError, "name must not be empty"),
         ({"name": 7}, TypeError, "name must be a str, got 7"),
         ({"sleep": None}, TypeError, "sleep must be callable, got None"),

@@ -31,9 +31,10 @@ from resilience._retry import (
     retry_on_failure,
     retry_with_backoff,
 )
-from resilience._retry_stats import forget_retry
+from resilience._retry_stats import RetryStatistics, forget_retry, retry_statistics
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
+from resilience._throttle import AdaptiveThrottle, RetryThrottle
 from resilience._time_limits import Deadline, Timeout
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
@@ -60,6 +61,7 @@ from resilience.exceptions import (
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "AdaptiveLimit",
+    "AdaptiveThrottle",
     "BreakerRegistry",
     "BreakerStorage",
     "Bulkhead",
@@ -89,6 +91,8 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RetryContext",
     "RetryError",
     "RetryState",
+    "RetryStatistics",
+    "RetryThrottle",
     "StoredState",
     "TIMEOUTS",
     "ThrottledError",
@@ -108,6 +112,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "retry_api_call",
     "retry_network_operation",
     "retry_on_failure",
+    "retry_statistics",
     "retry_with_backoff",
     "timeout",
     "validate_timeout",

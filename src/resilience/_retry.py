@@ -38,14 +38,15 @@ from typing import (
 
 from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
-from resilience._deadline import check_limit
+from resilience._deadline import _DEADLINE, check_limit
 from resilience._http_hints import (
     is_transient,
     retry_after_of,
     retryable_response,
     retryable_status_error,
 )
-from resilience._retry_stats import RetryCounter, counter_for
+from resilience._retry_stats import RetryCounter, RetryStatistics, counter_for
+from resilience._throttle import RetryThrottle
 from resilience._validate import (
     check_callable,
     check_int,
@@ -234,6 +235,16 @@ def _describe(value: object) -> str:
     return f"an object of type {type(value).__qualname__}"
 
 
+# What a policy makes of an exception class (its `verdicts` cache). _RETRY_IF: not in
+# `exceptions`, so the preset's filter decides per instance. _HINTED: retried, and the class
+# has an attribute a retry-after hint may be read from.
+_RETRIED: Final = "retried"
+_HINTED: Final = "retried, hinted"
+_RETRY_IF: Final = "ask retry_if"
+_NOT_RETRIED: Final = "not retried"
+_HINT_NAMES: Final = ("retry_after", "headers", "response")
+_VERDICTS: Final = 256
+
 _MAX_RETRIES: Final = 1_000_000
 """More retries than anyone means; beyond it ``max_retries`` is a mistake (10**40)."""
 
@@ -301,6 +312,7 @@ class _Policy:
     max_retry_after: float
     hint: Callable[[Any], float | None] | None  # beyond a `retry_after` attribute
     budget: RetryBudget | None
+    throttle: RetryThrottle | None
     name: str | None
     counter: RetryCounter | None
     sleep: SleepFunc
@@ -308,8 +320,8 @@ class _Policy:
     clock: Clock
     # Made from the fields above by __post_init__.
     unbounded: bool = field(init=False, repr=False, compare=False)
-    count_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
-    time_limits: tuple[Limit, ...] = field(init=False, repr=False, compare=False)
+    fixed_delays: tuple[float, ...] | None = field(init=False, repr=False, compare=False)
+    verdicts: dict[type[BaseException], object] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
     call_async: AsyncRun = field(init=False, repr=False, compare=False)
 
@@ -329,7 +341,7 @@ class _Policy:
         on_retry: Callable[[RetryState], object] | None = None,
         max_retry_after: float | None = None,
         backoff: Callable[[int], float] | None = None,
-        budget: RetryBudget | None = None,
+        budget: RetryBudget | RetryThrottle | None = None,
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
@@ -376,8 +388,10 @@ class _Policy:
                 "max_retry_after", max_retry_after, minimum=0.0, finite=False
             )
         min_delay = check_limit("min_delay", min_delay, zero=True)
-        if budget is not None and not isinstance(budget, RetryBudget):
-            raise TypeError(f"budget must be a RetryBudget or None, got {budget!r}")
+        if budget is not None and not isinstance(budget, RetryBudget | RetryThrottle):
+            raise TypeError(
+                f"budget must be a RetryBudget, a RetryThrottle or None, got {budget!r}"
+            )
         name = check_name(name, optional=True)
         check_callable("sleep", sleep)
         return cls(
@@ -395,7 +409,8 @@ class _Policy:
             on_giveup=_check_sync("on_giveup", on_giveup, optional=True),
             max_retry_after=max_retry_after,
             hint=_check_sync("retry_after", retry_after, optional=True),
-            budget=budget,
+            budget=budget if isinstance(budget, RetryBudget) else None,
+            throttle=budget if isinstance(budget, RetryThrottle) else None,
             name=name,
             counter=None if name is None else counter_for(name),
             sleep=sleep,
@@ -405,56 +420,110 @@ class _Policy:
         )
 
     # ------------------------------------------------------------------ the engine's parts
-    # One call's retries are an `_Attempts` (below); it asks the policy for each decision.
-    # The checks that can stop a retry are small functions run in a fixed order, and a
-    # policy keeps only those its options use (see `_limits`).
+    # One call's retries are an `_Attempts` (below); it asks the policy for each decision,
+    # `next_delay`, whose checks run in one fixed, documented order.
 
     def __post_init__(self) -> None:
         unbounded = self.max_retries is None and self.max_elapsed is None
         object.__setattr__(self, "unbounded", unbounded)
-        object.__setattr__(self, "count_limits", _count_limits(self))
-        object.__setattr__(self, "time_limits", _time_limits(self))
+        delay = self.delay
+        fixed = delay._table if type(delay) is Exponential and delay.jitter == "none" else None  # noqa: SLF001
+        object.__setattr__(self, "fixed_delays", fixed)
+        object.__setattr__(self, "verdicts", {})
         sync_run, async_run = _drivers(self)
         object.__setattr__(self, "call", sync_run)
         object.__setattr__(self, "call_async", async_run)
 
-    def retries_error(self, exc: Exception) -> bool:
-        """Whether ``exc`` is retried at all (before any limit is looked at)."""
-        if isinstance(exc, self.give_up_on):
-            return False
-        return isinstance(exc, self.retry_on) or (self.retry_if is not None and self.retry_if(exc))
-
-    def next_delay(self, run: _Attempts, exc: Exception | None, result: Any) -> float | None:
+    def next_delay(  # noqa: C901, PLR0912, PLR0915  # flat on purpose: see the docstring
+        self, run: _Attempts, exc: Exception | None, result: Any
+    ) -> float | None:
         """Return the delay before the next attempt, or give up (see ``_Attempts``).
 
-        The order is fixed and documented in docs/retry.md: the error filter, the attempt
-        limits, the backoff, the retry-after hint, then the time limits and the budget.
+        The checks run in the order docs/retry.md documents, each a few lines: the error
+        filter, the attempt limits (``max_retries``, ``testing.retries()``), the backoff
+        (and ``min_delay``), the retry-after hint, ``max_elapsed``, the deadline, the
+        budget. This runs once per failed attempt, so it stays flat: what a policy does not
+        use costs one comparison, and the rarer checks are small functions below.
         """
-        if exc is not None and not self.retries_error(exc):
-            run.give_up(exc, result, None)
-            return None
-        reason = None
-        for limit in self.count_limits:
-            reason = limit(self, run, 0.0)
-            if reason is not None:
-                run.give_up(exc, result, reason)
+        attempt = run.attempt
+        if exc is not None:
+            # What this policy thinks of the exception's class, worked out once per class.
+            verdict = self.verdicts.get(type(exc))
+            if verdict is None:
+                verdict = self._verdict(type(exc))
+            if verdict is _NOT_RETRIED or (
+                verdict is _RETRY_IF and not cast("Callable[[Exception], bool]", self.retry_if)(exc)
+            ):
+                run.give_up(exc, result, None)
                 return None
-        delay, reason = self._backoff_delay(run.attempt)
-        if reason is None:
-            delay, reason = self._hinted(delay, exc, result)
-        if reason is None:
-            for limit in self.time_limits:
-                reason = limit(self, run, delay)
-                if reason is not None:
-                    break
+            # A hint may sit on the class (a property) or on this instance (its __dict__).
+            hinted = self.hint is not None or verdict is _HINTED or bool(exc.__dict__)
+        else:
+            hinted = True  # a retried result: look for a hint on it
+        if self.throttle is not None:
+            self.throttle._failure()  # noqa: SLF001  # every retryable failure takes a token
+        reason: str | None = None
+        max_retries = self.max_retries
+        if max_retries is not None and attempt > max_retries:
+            reason = f"max_retries={max_retries} reached"
+        elif TESTING.attempts is not None and attempt >= TESTING.attempts:
+            reason = _testing_reason(TESTING.attempts)
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
-        run.announce(exc, result, delay)
+        fixed = self.fixed_delays
+        if fixed is not None and attempt <= len(fixed):
+            delay = fixed[attempt - 1]  # an un-jittered backoff's table: no call
+        else:
+            delay, reason = self._backoff_delay(attempt)
+            if reason is not None:
+                run.give_up(exc, result, reason)
+                return None
+        if delay < self.min_delay:  # noqa: PLR1730  # a comparison, not a call to max()
+            delay = self.min_delay
+        if hinted:
+            delay, reason = self._hinted(delay, result if exc is None else exc)
+        if reason is None and self.max_elapsed is not None:
+            reason = _past_max_elapsed(self, run.start, delay)
+        if reason is None:
+            at = _DEADLINE.get()  # remaining(), without its call
+            if at is not None:
+                reason = _past_deadline(at, delay)
+        if reason is None and self.budget is not None and not self.budget._withdraw():  # noqa: SLF001
+            reason = "the retry budget is spent"
+        if reason is None and self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
+            reason = "the retry throttle has half its tokens or fewer"
+        if reason is not None:
+            run.give_up(exc, result, reason)
+            return None
+        if run.stats is not None:
+            run.stats.retried(delay)
+        if self.on_retry is not None or _events.subscribers:
+            run.announce(exc, result, delay)
+        else:
+            # logging.Logger.isEnabledFor, from the logger's cache when it has the answer
+            # (logging clears it whenever a level changes): this runs per failed attempt.
+            known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
+            if known or (known is None and logger.isEnabledFor(logging.INFO)):
+                run.announce(exc, result, delay)
         return delay
 
+    def _verdict(self, cls: type[Exception]) -> object:
+        """Classify an exception class for ``verdicts``: retried or not, a class-level hint."""
+        if issubclass(cls, self.give_up_on):
+            verdict: object = _NOT_RETRIED
+        elif issubclass(cls, self.retry_on):
+            verdict = _HINTED if any(hasattr(cls, name) for name in _HINT_NAMES) else _RETRIED
+        elif self.retry_if is not None:
+            verdict = _RETRY_IF
+        else:
+            verdict = _NOT_RETRIED
+        if len(self.verdicts) < _VERDICTS:  # a bounded cache: classes are few in practice
+            self.verdicts[cls] = verdict
+        return verdict
+
     def _backoff_delay(self, attempt: int) -> tuple[float, str | None]:
-        """The backoff's delay before retry ``attempt``, or why there is none."""
+        """The backoff's delay before retry ``attempt``, or why there is none (logged)."""
         try:
             # Typed as a float, but a custom strategy may return anything.
             returned: object = self.delay(attempt)
@@ -462,28 +531,32 @@ class _Policy:
             logger.exception("backoff %r of retry %r raised; not retrying", self.delay, self.name)
             return 0.0, "the backoff strategy raised"
         if type(returned) is float and 0.0 <= returned < _INF:  # the usual case, call-free
-            delay: float | None = returned
-        else:
-            delay = _seconds(returned)
-        if delay is None:  # a custom strategy's non-number, NaN or infinity
+            return returned, None
+        delay = self._checked_delay(returned)
+        if delay is None:
             shown = _describe(returned)
+            return 0.0, f"the backoff strategy returned {shown}, not a finite number of seconds"
+        return delay, None
+
+    def _checked_delay(self, returned: object) -> float | None:
+        """A custom backoff's result as seconds, or None (logged) if it is no finite number."""
+        delay = _seconds(returned)
+        if delay is None:  # a custom strategy's non-number, NaN or infinity
             logger.error(
                 "backoff %r of retry %r returned %s, not a finite number of seconds; not retrying",
                 self.delay,
                 self.name,
-                shown,
+                _describe(returned),
             )
-            return 0.0, f"the backoff strategy returned {shown}, not a finite number of seconds"
-        return max(delay, self.min_delay), None
+        return delay
 
-    def _hinted(self, delay: float, exc: Exception | None, result: Any) -> tuple[float, str | None]:
+    def _hinted(self, delay: float, source: object) -> tuple[float, str | None]:
         """Lengthen ``delay`` to a retry-after hint, or give the reason a hint stops it.
 
         The hint is the first of: what ``retry_after`` returns, a numeric ``retry_after``
         attribute (as ``CircuitOpenError`` has), an HTTP ``Retry-After`` header on the
         error or the returned response.
         """
-        source: object = result if exc is None else exc
         hint = None if self.hint is None else self._read_hint(source)
         if hint is None:
             raw = getattr(source, "retry_after", None)
@@ -536,6 +609,8 @@ class _Policy:
 
     def finished(self, attempts: int, start: float, result: Any) -> None:
         """Count a call whose attempt ``attempts`` succeeded, and tell ``on_success``."""
+        if self.throttle is not None:
+            self.throttle._success()  # noqa: SLF001  # the throttle and the policy are one unit
         if self.counter is not None:
             self.counter.record(attempts=attempts, succeeded=True)
         if self.on_success is not None:
@@ -543,7 +618,10 @@ class _Policy:
             self.hook("on_success", self.on_success, state)
 
     def decorate(self, func: Callable[P, R], /) -> Callable[P, R]:
-        """Wrap ``func`` (sync or async) so every call runs under this policy."""
+        """Wrap ``func`` (sync or async, or a generator function) so its calls retry.
+
+        Each decorated function gets its own drivers, counting its ``statistics``.
+        """
         import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
 
         if inspect.iscoroutinefunction(self.sleep) and not inspect.iscoroutinefunction(func):
@@ -551,70 +629,78 @@ class _Policy:
                 f"sleep={self.sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"
             )
-        wrapper = wrap(func, self.call, self.call_async)
+        stats = RetryStatistics()
+        call, call_async = _drivers(self, stats)
+        generator: Any = func  # isgeneratorfunction would narrow func's type for good
+        if inspect.isgeneratorfunction(generator):
+            wrapper = _wrap_generator(func, call)
+        else:
+            wrapper = wrap(func, call, call_async)
         # functools.wraps leaves these out; introspection (and tenacity users) expect them.
         wrapper.__defaults__ = getattr(func, "__defaults__", None)
         wrapper.__kwdefaults__ = getattr(func, "__kwdefaults__", None)
+        wrapper.statistics = stats  # type: ignore[attr-defined]
         return wrapper
 
 
-Limit = Callable[[_Policy, "_Attempts", float], str | None]
-"""``limit(policy, run, delay)``: why the retry must stop now, or None."""
+def _wrap_generator(func: Callable[P, R], call: SyncRun) -> Callable[P, R]:
+    """Retry a generator function until it yields its first value, then hand over.
+
+    A failure before the first value re-runs the generator from the start, like a call.
+    Once a value has been yielded the consumer holds it, so a later failure propagates
+    as is: nothing could be re-run without yielding values twice.
+    """
+    import functools  # noqa: PLC0415  # already loaded by the wrapper helper
+
+    def start(*args: Any, **kwargs: Any) -> tuple[Any, Any, bool]:
+        generator: Any = func(*args, **kwargs)
+        try:
+            return generator, next(generator), False
+        except StopIteration as stop:
+            return generator, stop.value, True
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        generator, value, finished = call(start, args, kwargs)
+        if finished:
+            return value
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                generator.close()
+                raise
+            except BaseException as error:  # thrown in by the consumer: pass it on
+                try:
+                    value = generator.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                value = generator.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+    return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
 
 
-def _max_retries_reached(policy: _Policy, run: _Attempts, _delay: float) -> str | None:
-    if run.attempt > cast("int", policy.max_retries):
-        return f"max_retries={policy.max_retries} reached"
-    return None
+def _testing_reason(cap: int) -> str:
+    return f"resilience.testing.retries() allows {cap} attempt{'' if cap == 1 else 's'}"
 
 
-def _testing_cap_reached(_policy: _Policy, run: _Attempts, _delay: float) -> str | None:
-    cap = TESTING.attempts
-    if cap is not None and run.attempt >= cap:
-        return f"resilience.testing.retries() allows {cap} attempt{'' if cap == 1 else 's'}"
-    return None
-
-
-def _past_max_elapsed(policy: _Policy, run: _Attempts, delay: float) -> str | None:
-    limit = cast("float", policy.max_elapsed)
-    if policy.clock() - run.start + delay >= limit:
+def _past_max_elapsed(policy: _Policy, start: float, delay: float) -> str | None:
+    """Why waiting ``delay`` more stops the call: the next attempt would reach max_elapsed."""
+    limit: float = policy.max_elapsed  # type: ignore[assignment]  # only called when set
+    if policy.clock() - start + delay >= limit:
         return f"waiting {delay:.3f}s more would reach max_elapsed={limit:g}s"
     return None
 
 
-def _past_deadline(_policy: _Policy, _run: _Attempts, delay: float) -> str | None:
-    left = _deadline.remaining()
-    if left is not None and delay >= left:
-        return f"waiting {delay:.3f}s more would reach the deadline ({left:.3f}s left)"
+def _past_deadline(at: float, delay: float) -> str | None:
+    """Why waiting ``delay`` more stops the call: the next attempt would reach the deadline."""
+    left = at - time.monotonic()
+    if delay >= left:
+        return f"waiting {delay:.3f}s more would reach the deadline ({max(left, 0.0):.3f}s left)"
     return None
-
-
-def _budget_spent(policy: _Policy, _run: _Attempts, _delay: float) -> str | None:
-    if not cast("RetryBudget", policy.budget)._withdraw():  # noqa: SLF001  # one unit
-        return "the retry budget is spent"
-    return None
-
-
-def _count_limits(policy: _Policy) -> tuple[Limit, ...]:
-    """The limits on the number of attempts, checked before the backoff is asked."""
-    limits: list[Limit] = [_testing_cap_reached]
-    if policy.max_retries is not None:
-        limits.insert(0, _max_retries_reached)
-    return tuple(limits)
-
-
-def _time_limits(policy: _Policy) -> tuple[Limit, ...]:
-    """The limits on time and load, checked once the delay is known.
-
-    The budget comes last, since asking it spends a retry.
-    """
-    limits: list[Limit] = []
-    if policy.max_elapsed is not None:
-        limits.append(_past_max_elapsed)
-    limits.append(_past_deadline)
-    if policy.budget is not None:
-        limits.append(_budget_spent)
-    return tuple(limits)
 
 
 class _Attempts:
@@ -628,12 +714,19 @@ class _Attempts:
     call the function and sleep. A call that succeeds at once never makes one.
     """
 
-    __slots__ = ("attempt", "context", "policy", "start")
+    __slots__ = ("attempt", "context", "policy", "start", "stats")
 
-    def __init__(self, policy: _Policy, start: float, context: _context.CallContext | None) -> None:
+    def __init__(
+        self,
+        policy: _Policy,
+        start: float,
+        context: _context.CallContext | None,
+        stats: RetryStatistics | None = None,
+    ) -> None:
         self.policy = policy
         self.start = start
         self.context = context
+        self.stats = stats
         self.attempt = 1
 
     def begin(self) -> None:
@@ -678,6 +771,8 @@ class _Attempts:
         attempt = self.attempt
         if policy.counter is not None:
             policy.counter.record(attempts=attempt, succeeded=False)
+        if self.stats is not None:
+            self.stats.failed()
         error: BaseException = RetryError(result, attempt) if exc is None else exc
         if reason is None and attempt > 1:
             reason = f"{type(exc).__name__} is not retried"
@@ -723,7 +818,7 @@ class _Attempts:
             policy.hook("on_retry", policy.on_retry, state)
 
 
-def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR0915  # sync and async twins
+def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR0915  # sync and async twins
     """Make the policy's ``call`` and ``call_async``: thin drivers of ``_Attempts``.
 
     The first attempt reads only local variables and allocates nothing, which keeps a call
@@ -736,14 +831,17 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
     check = policy.retry_on_result
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
-    track = counter is not None or policy.on_success is not None
+    track = counter is not None or policy.on_success is not None or policy.throttle is not None
+    tick = None if stats is None else stats.tick
 
-    def call(
+    def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if tick is not None:
+            tick()
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -752,29 +850,31 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            run = _Attempts(policy, start, context)
-            delay = run.failed(exc)
+            run = _Attempts(policy, start, context, stats)
+            delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
             if counter is not None:
-                _Attempts(policy, start, context).interrupted(error)
+                _Attempts(policy, start, context, stats).interrupted(error)
             raise
         else:
             if check is None or not policy.result_fails(result):
                 if track:
                     policy.finished(1, start, result)
                 return result
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = cast("float", policy.next_delay(run, None, result))
         return _retry_loop(run, func, args, kwargs, delay)
 
-    async def call_async(
+    async def call_async(  # noqa: C901  # the same as call
         func: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if tick is not None:
+            tick()
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -783,20 +883,20 @@ def _drivers(policy: _Policy) -> tuple[SyncRun, AsyncRun]:  # noqa: C901, PLR091
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            run = _Attempts(policy, start, context)
-            delay = run.failed(exc)
+            run = _Attempts(policy, start, context, stats)
+            delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
             if counter is not None:
-                _Attempts(policy, start, context).interrupted(error)
+                _Attempts(policy, start, context, stats).interrupted(error)
             raise
         else:
             if check is None or not policy.result_fails(result):
                 if track:
                     policy.finished(1, start, result)
                 return result
-            run = _Attempts(policy, start, context)
+            run = _Attempts(policy, start, context, stats)
             delay = cast("float", policy.next_delay(run, None, result))
         return await _aretry_loop(run, func, args, kwargs, delay)
 
@@ -821,7 +921,7 @@ def _first_attempt(policy: _Policy, context: _context.CallContext | None) -> Non
         policy.hook("before", policy.before, 1)
 
 
-def _retry_loop(
+def _retry_loop(  # noqa: C901  # flat on purpose: runs once per failed attempt
     run: _Attempts,
     func: Callable[..., Any],
     args: tuple[Any, ...],
@@ -829,7 +929,11 @@ def _retry_loop(
     delay: float,
 ) -> Any:
     """Wait ``delay``, then make attempts 2, 3, ... until one succeeds or it gives up."""
-    sleep = run.policy.sleep
+    policy = run.policy
+    sleep = policy.sleep
+    next_delay = policy.next_delay
+    plain = run.context is None and policy.before is None
+    judged = policy.retry_on_result is not None
     while True:
         if delay > 0.0 and not INSTANT.depth:  # a zero delay never calls sleep
             try:
@@ -837,24 +941,30 @@ def _retry_loop(
             except BaseException as error:
                 run.interrupted(error)
                 raise
-        run.begin()
+        if plain:
+            run.attempt += 1
+        else:
+            run.begin()
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            next_delay = run.failed(exc)
-            if next_delay is None:
+            after = next_delay(run, exc, None)
+            if after is None:
                 raise
         except BaseException as error:
             run.interrupted(error)
             raise
         else:
-            next_delay = run.returned(result)
-            if next_delay is None:
+            if not judged:
+                policy.finished(run.attempt, run.start, result)
                 return result
-        delay = next_delay
+            after = run.returned(result)
+            if after is None:
+                return result
+        delay = after
 
 
-async def _aretry_loop(
+async def _aretry_loop(  # noqa: C901  # the sync loop's twin, awaits added
     run: _Attempts,
     func: Callable[..., Awaitable[Any]],
     args: tuple[Any, ...],
@@ -862,7 +972,10 @@ async def _aretry_loop(
     delay: float,
 ) -> Any:
     """The same as ``_retry_loop`` for coroutine functions, waiting without blocking."""
-    sleep = run.policy.asleep
+    policy = run.policy
+    sleep = policy.asleep
+    next_delay = policy.next_delay
+    plain = run.context is None and policy.before is None
     while True:
         if delay > 0.0 and not INSTANT.depth:
             try:
@@ -872,21 +985,24 @@ async def _aretry_loop(
             except BaseException as error:  # a task cancelled while it waits ends here, at once
                 run.interrupted(error)
                 raise
-        run.begin()
+        if plain:
+            run.attempt += 1
+        else:
+            run.begin()
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            next_delay = run.failed(exc)
-            if next_delay is None:
+            after = next_delay(run, exc, None)
+            if after is None:
                 raise
         except BaseException as error:
             run.interrupted(error)
             raise
         else:
-            next_delay = run.returned(result)
-            if next_delay is None:
+            after = run.returned(result)
+            if after is None:
                 return result
-        delay = next_delay
+        delay = after
 
 
 # ---------------------------------------------------------------------- public surfaces
@@ -910,7 +1026,7 @@ class _RetryOptions(TypedDict, total=False):
     on_retry: Callable[[RetryState], object] | None
     max_retry_after: float | None
     backoff: Callable[[int], float] | None
-    budget: RetryBudget | None
+    budget: RetryBudget | RetryThrottle | None
     name: str | None
     sleep: SleepFunc
     clock: Clock
@@ -965,7 +1081,7 @@ class Retry:
         on_retry: Callable[[RetryState], object] | None = None,
         max_retry_after: float | None = None,
         backoff: Callable[[int], float] | None = None,
-        budget: RetryBudget | None = None,
+        budget: RetryBudget | RetryThrottle | None = None,
         name: str | None = None,
         sleep: SleepFunc = time.sleep,
         clock: Clock = time.monotonic,
@@ -1079,7 +1195,7 @@ def retry_with_backoff(
     on_retry: Callable[[RetryState], object] | None = None,
     max_retry_after: float | None = None,
     backoff: Callable[[int], float] | None = None,
-    budget: RetryBudget | None = None,
+    budget: RetryBudget | RetryThrottle | None = None,
     name: str | None = None,
     sleep: SleepFunc = time.sleep,
     clock: Clock = time.monotonic,

@@ -6,7 +6,9 @@ made (the first included) and its outcome. Nothing here is on the path of an att
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 OUTCOMES: Final = (
@@ -113,3 +115,91 @@ forget_retry.__module__ = "resilience"
 def snapshot() -> list[dict[str, Any]]:
     """Return every named retry's totals, in creation order."""
     return [counter.snapshot() for counter in list(_COUNTERS.values())]
+
+
+class RetryStatistics(Mapping[str, float]):
+    """Live totals of one decorated function's calls: read it like a dict.
+
+    Keys: ``calls`` (calls started), ``attempts`` (the first included), ``retries``
+    (attempts after a failure), ``failures`` (calls that raised after giving up or without
+    a retry), ``idle_for`` (seconds waited between attempts). Thread-safe and exact: a call
+    that succeeds at once costs one atomic counter step; the rest is counted on the
+    failure path.
+
+    Examples:
+        >>> from resilience import retry_statistics, retry_with_backoff
+        >>> @retry_with_backoff(base_delay=0.0)
+        ... def ping() -> str:
+        ...     return "pong"
+        >>> ping()
+        'pong'
+        >>> retry_statistics(ping)["calls"]
+        1
+    """
+
+    __slots__ = ("_calls", "_failures", "_idle", "_lock", "_retries", "tick")
+
+    def __init__(self) -> None:
+        self._calls = itertools.count()
+        self.tick = self._calls.__next__  # one C call per call: atomic under the GIL
+        self._lock = threading.Lock()
+        self._retries = 0
+        self._failures = 0
+        self._idle = 0.0
+
+    def retried(self, delay: float) -> None:
+        """Count a retry about to wait ``delay`` seconds."""
+        with self._lock:
+            self._retries += 1
+            self._idle += delay
+
+    def failed(self) -> None:
+        """Count a call that gave up."""
+        with self._lock:
+            self._failures += 1
+
+    def _snapshot(self) -> dict[str, float]:
+        # itertools.count shows its next value in its repr, the one read that takes no step.
+        calls = int(repr(self._calls)[6:-1])
+        with self._lock:
+            retries, failures, idle = self._retries, self._failures, self._idle
+        return {
+            "calls": calls,
+            "attempts": calls + retries,
+            "retries": retries,
+            "failures": failures,
+            "idle_for": idle,
+        }
+
+    def __getitem__(self, key: str) -> float:
+        return self._snapshot()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("calls", "attempts", "retries", "failures", "idle_for"))
+
+    def __len__(self) -> int:
+        return 5
+
+    def __repr__(self) -> str:
+        return f"RetryStatistics({self._snapshot()!r})"
+
+
+RetryStatistics.__module__ = "resilience"
+
+
+def retry_statistics(func: object) -> RetryStatistics:
+    """Return the live statistics of a function decorated with a retry.
+
+    The same object is the decorated function's ``statistics`` attribute (as tenacity
+    users expect); this function is the typed way to reach it.
+
+    Raises:
+        TypeError: ``func`` was not decorated by ``retry_with_backoff``/``Retry``.
+    """
+    stats = getattr(func, "statistics", None)
+    if not isinstance(stats, RetryStatistics):
+        raise TypeError(f"{func!r} is not decorated with a retry; it has no statistics")
+    return stats
+
+
+retry_statistics.__module__ = "resilience"

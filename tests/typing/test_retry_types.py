@@ -255,3 +255,22 @@ def check_new_options() -> None:
         on_giveup=done,
         retry_after=lambda outcome: 1.0,
     )
+
+
+def check_parity_helpers() -> None:
+    """retry_statistics, backoff.Random and testing.retries type-check."""
+    from resilience import RetryStatistics, retry_statistics
+    from resilience.backoff import Random
+    from resilience.testing import retries
+
+    assert_type(retry_statistics(fetch), RetryStatistics)
+    assert_type(retry_statistics(fetch)["calls"], float)
+    assert_type(Random(0.1, 0.5)(1), float)
+    with retries(active=False):
+        pass
+
+    @retries(attempts=2)
+    def run(x: int) -> int:
+        return x
+
+    assert_type(run(1), int)
