@@ -31,6 +31,7 @@ SUITES: list[tuple[str, str, list[str], list[str], str | None]] = [
     ("Fault injection switched off", "bench_chaos.py", [], [], None),
     ("OpenTelemetry", "bench_otel.py", [], [], None),
     ("Hedged requests", "hedging.py", [], ["--calls", "50000", "--http", "1000"], None),
+    ("Rate limiting", "bench_ratelimit.py", [], ["--quick"], "redis-server"),
 ]
 
 HEADER = """# Performance

@@ -131,12 +131,13 @@ def test_idle_keys_take_no_memory(clock) -> None:
     ("key", "error"),
     [
         (1, TypeError),
+        ([1], TypeError),
         (b"a", TypeError),
         ("", ValueError),
         ("a\nb", ValueError),
         ("k" * 201, ValueError),
     ],
-    ids=["int", "bytes", "empty", "newline", "long"],
+    ids=["int", "list", "bytes", "empty", "newline", "long"],
 )
 def test_a_bad_key_is_refused(clock, key, error) -> None:
     """A key is a non-empty printable str of at most 200 characters."""

@@ -273,10 +273,11 @@ class RateLimiter:
                 self._allowed += 1
                 return True
             self._limited += 1
-            self._report(key, cost, excess)
+            if _events.subscribers:
+                self._report(key, cost, excess)
             return False
         granted, seconds = self._decide(cost, key, 0.0)
-        if not granted:
+        if not granted and _events.subscribers:
             self._report(key, cost, seconds)
         return granted
 
@@ -341,8 +342,8 @@ class RateLimiter:
         """Decide a request: ``(True, wait)`` when granted, ``(False, retry_after)``."""
         if cost.__class__ is not int or not 0 < cost <= self._burst:
             self._check_cost(cost)
-        if key is not None:
-            _check_key(key)
+        if key is not None and (key.__class__ is not str or key not in self._tats):
+            _check_key(key)  # a key held already was checked when it came
         storage = self._storage
         if storage is not None and self._storage_up():
             try:

@@ -313,14 +313,15 @@ time passes: an idle limit holds no key.
 ARGV: 1 the emission interval T and 2 the tolerance ``burst * T``, both in microseconds;
 3 the request's cost; 4 the longest wait accepted, in microseconds (0: none).
 
-Reply: ``"1,<wait>"`` when admitted (the request's turn comes ``wait`` microseconds from
-now, 0 for at once) or ``"0,<retry_after>"`` when refused (nothing is written).
+Reply: one integer (the cheapest reply to send and parse). ``>= 0``: admitted, and its
+turn comes that many microseconds from now (0: at once); ``< 0``: refused, nothing is
+written, and the same request would pass ``-reply`` microseconds from now (rounded up).
 Times are the server's (``TIME``): every process reads one clock.
 """
 
 GCRA_SCRIPT = r"""
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = t[1] * 1000000 + t[2]
 local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cost, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 local anchor, units, ahead = now, 0, 0
@@ -335,10 +336,10 @@ local due = ahead + units * interval  -- the new tat, from now
 local excess = due - tolerance
 -- A few ulps of slack: units * T is rounded, and a caller at the rate must pass.
 if excess > limit + (due + tolerance + limit) * 1e-15 then
-  return '0,' .. string.format('%.17g', excess)
+  return -math.ceil(excess)
 end
-local ttl = math.max(1, math.ceil(due / 1000))  -- milliseconds: gone once the tat passes
-redis.call('SET', KEYS[1], struct.pack('>dd', anchor, units), 'PX', ttl)
-if excess < 0 then excess = 0 end
-return '1,' .. string.format('%.17g', excess)
+-- Milliseconds: the key is gone once the tat has passed.
+redis.call('SET', KEYS[1], struct.pack('>dd', anchor, units), 'PX', math.ceil(due / 1000))
+if excess <= 0 then return 0 end
+return math.ceil(excess)
 """

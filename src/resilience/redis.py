@@ -109,10 +109,9 @@ def _number(name: str, value: object) -> str:
     return repr(value)
 
 
-def _gcra_reply(reply: bytes | str) -> tuple[bool, float]:
+def _gcra_reply(reply: int) -> tuple[bool, float]:
     """Decode the GCRA script's reply: admitted, and seconds (wait or retry-after)."""
-    admitted, micros = _text(reply).split(",")
-    return admitted == "1", float(micros) / 1e6
+    return reply >= 0, (reply if reply >= 0 else -reply) / 1e6
 
 
 def _check_prefix(prefix: object) -> str:
