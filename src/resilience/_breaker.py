@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
+from resilience import _named
+from resilience._critical import escape, section
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
 from resilience._state import CircuitState
 from resilience._validate import (
@@ -228,13 +230,26 @@ def _read_count(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
+@section
+def _log(level: int, message: str, *args: object, exc_info: bool = False) -> None:
+    """Log on the ``resilience`` logger.
+
+    A section: the standard library's handlers take a lock before their ``try``, so an
+    interrupt landing there would leave that handler's lock held for every logger.
+    """
+    logger.log(level, message, *args, exc_info=exc_info)
+
+
 class _Episode:
     """What a breaker keeps from the moment it leaves CLOSED until it is back."""
 
-    __slots__ = ("retry_at", "since", "trial_ok", "trial_running", "trips")
+    __slots__ = ("held", "retry_at", "since", "trial_ok", "trial_running", "trips")
 
     def __init__(self, since: float) -> None:
         self.since = since  # clock time when the circuit left CLOSED
+        # While OPEN or FORCED_OPEN: the policy's counts when it opened (SPEC §8), as
+        # (failure_count, success_count, failure_rate, slow_calls).
+        self.held: tuple[int, int, float | None, int] | None = None
         self.retry_at: float | None = None  # when OPEN: clock time a trial is allowed
         self.trips = 0  # trips in a row: the n of a backoff recovery_timeout
         self.trial_running = 0
@@ -368,6 +383,8 @@ class CircuitBreaker:
 
     def _setup(self, name: str | None, settings: _Settings) -> None:
         self._name = name
+        if name is not None:
+            _named.add(self)  # observed by metrics and health(), held weakly
         self._settings = settings
         # A lock per breaker would cost more memory than the breaker; hold times are a few
         # integer updates, so breakers share a stripe of locks.
@@ -404,9 +421,7 @@ class CircuitBreaker:
             retry_at = episode.retry_at
             now = self._settings.clock()
             if retry_at is not None and now >= retry_at:
-                with self._lock:
-                    change = self._half_open_if_due(now)
-                self._notify(change)
+                self._notify(self._observe_due(now))
                 return self._state
         return state
 
@@ -437,7 +452,8 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            for drawn in self._successes:  # noqa: B007  # a draw without a call: see _run
+                break
             if gen == self._gen:
                 self._last_ok = drawn
             return result
@@ -454,18 +470,26 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            # A draw with no call in it: no signal handler can run between drawing and
+            # storing, so an interrupt cannot leave a success half recorded.
+            for drawn in self._successes:  # noqa: B007  # the loop is the draw
+                break
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
         ticket = self._acquire()
+        # From here to the ``try`` nothing may call a function that lets a signal handler
+        # run (``isinstance`` does not): an interrupt there would leave the ticket, perhaps
+        # a half-open slot, unrecorded. tests/test_interrupts.py holds us to it.
         if isinstance(ticket, CircuitOpenError):
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
             return cast("R", fallback(*args, **kwargs))
-        started = self._settings.clock() if self._settings.timed else None
+        started = None
         try:
+            if self._settings.timed:
+                started = self._settings.clock()
             result = func(*args, **kwargs)
         except BaseException as exc:
             self._finish_exception(ticket, exc, started)
@@ -499,12 +523,15 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            # A draw with no call in it: no signal handler can run between drawing and
+            # storing, so an interrupt cannot leave a success half recorded.
+            for drawn in self._successes:  # noqa: B007  # the loop is the draw
+                break
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
         ticket = await self._acquire_async()
-        if isinstance(ticket, CircuitOpenError):
+        if isinstance(ticket, CircuitOpenError):  # nothing else before the try: see _run
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
@@ -514,8 +541,10 @@ class CircuitBreaker:
             if inspect.isawaitable(answer):
                 answer = await answer
             return cast("R", answer)
-        started = self._settings.clock() if self._settings.timed else None
+        started = None
         try:
+            if self._settings.timed:
+                started = self._settings.clock()
             result = await func(*args, **kwargs)
         except BaseException as exc:
             await self._finish_exception_async(ticket, exc, started)
@@ -535,6 +564,7 @@ class CircuitBreaker:
     def __enter__(self) -> Self:
         return self._enter_block(self._acquire())
 
+    @section
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -547,6 +577,7 @@ class CircuitBreaker:
         else:
             self._finish_exception(ticket, exc, started)
 
+    @section
     def _enter_block(self, ticket: int | CircuitOpenError) -> Self:
         if isinstance(ticket, CircuitOpenError):
             raise ticket
@@ -624,11 +655,24 @@ class CircuitBreaker:
 
     def _acquire_locked(self, now: float) -> int | CircuitOpenError:
         """Admit a call where the state may change: a due or running half-open trial."""
+        # Listeners hear a due OPEN -> HALF_OPEN change before the trial is admitted: an
+        # interrupt raised in a listener must not find a slot taken and not yet handed out.
+        change = self._observe_due(now)
+        if change is not None:
+            self._notify(change)
+        return self._admit(now)
+
+    @section
+    def _observe_due(self, now: float) -> Change | None:
+        """Move a due OPEN circuit to HALF_OPEN and return that change, if any."""
+        with self._lock:
+            return self._half_open_if_due(now)
+
+    @section
+    def _admit(self, now: float) -> int | CircuitOpenError:
+        """Admit a trial call, or count and return the rejection (never a transition)."""
         retry_after: float | None = None
-        lock = self._lock
-        lock.acquire()
-        try:
-            change = self._half_open_if_due(now)
+        with self._lock:
             state = self._state
             episode = self._episode
             ticket: int | None
@@ -640,6 +684,8 @@ class CircuitBreaker:
                     ticket = None
                     retry_after = _HALF_OPEN_FULL_RETRY_AFTER
             elif state is _OPEN and episode is not None and episode.retry_at is not None:
+                # Due only when a trip just now set a retry time already past: the next
+                # call (or read of ``state``) moves it to HALF_OPEN.
                 ticket = None
                 retry_after = max(0.0, episode.retry_at - now)
             elif state is _FORCED_OPEN:
@@ -648,13 +694,8 @@ class CircuitBreaker:
                 ticket = _UNRECORDED if state is _DISABLED else self._gen
             if ticket is None:
                 self._count_rejection()
-        finally:
-            lock.release()
-        if change is not None:
-            self._notify(change)
-        if ticket is None:
-            return CircuitOpenError(self._name, state, retry_after)
-        return ticket
+                return CircuitOpenError(self._name, state, retry_after)
+            return ticket
 
     def _count_rejection(self) -> None:
         """Count one rejected call (outside the lock-free path)."""
@@ -663,6 +704,7 @@ class CircuitBreaker:
             rejected = self._rejected = itertools.count()
         next(rejected)
 
+    @section
     def _succeeded(self, ticket: int, started: float | None) -> None:
         """Record a successful call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
@@ -677,9 +719,7 @@ class CircuitBreaker:
             return
         now = self._settings.clock()
         change = None
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             drawn = next(self._successes)
             if ticket == self._gen:
                 self._last_ok = drawn
@@ -697,11 +737,10 @@ class CircuitBreaker:
                     self._is_slow(started, now),
                 ):
                     change = self._trip(now)
-        finally:
-            lock.release()
         if change is not None:
             self._notify(change)
 
+    @section
     def _failed(self, ticket: int, started: float | None) -> None:
         """Record a failed call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
@@ -709,9 +748,7 @@ class CircuitBreaker:
         # Read before the lock: the clock may be the user's code.
         now = self._settings.clock()
         change = None
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._failures += 1
             if ticket == self._gen:
                 state = self._state
@@ -727,11 +764,10 @@ class CircuitBreaker:
                     self._is_slow(started, now),
                 ):
                     change = self._trip(now)
-        finally:
-            lock.release()
         if change is not None:
             self._notify(change)
 
+    @section
     def _ignored_call(self, ticket: int) -> None:
         """Record a call whose outcome counts as neither success nor failure."""
         if ticket == _UNRECORDED:
@@ -742,6 +778,7 @@ class CircuitBreaker:
             if ticket == self._gen and self._state is _HALF_OPEN and episode is not None:
                 episode.trial_running -= 1  # a cancelled trial frees its slot
 
+    @section
     def _finish_exception(self, ticket: int, exc: BaseException, started: float | None) -> None:
         outcome = self._settings.outcome_of(exc)
         if outcome == _FAILURE:
@@ -762,6 +799,7 @@ class CircuitBreaker:
             logger.exception("failure_on_result of breaker %r raised", self._name)
             return False
 
+    @section
     def _finish_result(self, ticket: int, result: object, started: float | None) -> None:
         if self._result_failed(result):
             self._failed(ticket, started)
@@ -814,6 +852,13 @@ class CircuitBreaker:
             episode = self._episode
             if episode is None:
                 episode = self._episode = _Episode(now)
+            if new is not _HALF_OPEN and old is not _OPEN:
+                # Operators look at the counts that opened it: keep them while it is open.
+                episode.held = (
+                    (int(new is _OPEN), episode.trial_ok, None, 0)  # a failed trial
+                    if old is _HALF_OPEN
+                    else self._tracker.counts(now, self._last_ok)
+                )
             if new is _OPEN:
                 episode.trips += 1
                 # A backoff was evaluated ahead, outside the lock (see _notify).
@@ -841,14 +886,17 @@ class CircuitBreaker:
         try:
             wait = float(timeout(trips))
         except Exception:
-            logger.exception(
+            _log(
+                logging.ERROR,
                 "recovery_timeout backoff of breaker %r raised; waiting %ss",
                 self._name,
                 _FALLBACK_RECOVERY,
+                exc_info=True,
             )
             return _FALLBACK_RECOVERY
         if not math.isfinite(wait):
-            logger.error(
+            _log(
+                logging.ERROR,
                 "recovery_timeout backoff of breaker %r returned %r; waiting %ss",
                 self._name,
                 wait,
@@ -872,26 +920,38 @@ class CircuitBreaker:
             extras = self._extras = {}
         return extras
 
+    @escape
     def _notify(self, change: Change | None) -> None:
         """Log a transition and tell the listeners, outside the lock."""
         if change is None:
             return
         if change is _SHADOW_TRIP:
-            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
+            _log(
+                logging.WARNING,
+                "circuit breaker %r would have opened (metrics-only mode)",
+                self._name,
+            )
             return
         old, new = change
         if new is _OPEN or new is _CLOSED:
             self._prepare_next_wait()
         level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
-        logger.log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
+        _log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
         for listener in self._listeners:
             try:
                 listener(self, old, new)
             except Exception:
-                logger.exception("listener %r of circuit breaker %r raised", listener, self._name)
+                _log(
+                    logging.ERROR,
+                    "listener %r of circuit breaker %r raised",
+                    listener,
+                    self._name,
+                    exc_info=True,
+                )
 
     # ------------------------------------------------------------------ operators
 
+    @section
     def _operate(self, new: CircuitState) -> None:
         now = self._settings.clock()
         with self._lock:
@@ -925,6 +985,7 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ listeners
 
+    @section
     def add_listener(self, listener: Listener, /) -> None:
         """Call ``listener(breaker, old_state, new_state)`` after every transition.
 
@@ -938,6 +999,7 @@ class CircuitBreaker:
         with self._lock:
             self._listeners = (*self._listeners, listener)
 
+    @section
     def remove_listener(self, listener: Listener, /) -> None:
         """Stop calling ``listener``.
 
@@ -954,6 +1016,7 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ stats
 
+    @section
     def get_stats(self) -> dict[str, Any]:
         """Return a snapshot of the breaker's state and counters.
 
@@ -977,6 +1040,8 @@ class CircuitBreaker:
                 failure_count, success_count = 0, episode.trial_ok
                 rate: float | None = None
                 slow = 0
+            elif episode is not None and episode.held is not None:
+                failure_count, success_count, rate, slow = episode.held
             else:
                 failure_count, success_count, rate, slow = self._tracker.counts(now, self._last_ok)
             extras = dict(self._extras or {})
@@ -1000,6 +1065,7 @@ class CircuitBreaker:
         stats["transitions"] = {s.value: extras.get("to_" + s.value, 0) for s in CircuitState}
         return stats
 
+    @section
     def _metrics_row(
         self,
     ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
@@ -1014,10 +1080,16 @@ class CircuitBreaker:
         now = self._settings.clock()
         with self._lock:
             state = self._state
-            rate = None if state is _HALF_OPEN else self._tracker.counts(now, self._last_ok)[2]
+            episode = self._episode
+            if state is _HALF_OPEN:
+                rate = None
+            elif episode is not None and episode.held is not None:
+                rate = episode.held[2]  # while open: the rate that opened it
+            else:
+                rate = self._tracker.counts(now, self._last_ok)[2]
             rejected = 0 if self._rejected is None else _read_count(self._rejected)
             totals = (_read_count(self._successes), self._failures, rejected, self._ignored)
-            since = None if self._episode is None else self._episode.since
+            since = None if episode is None else episode.since
             extras = self._extras
             entered = (
                 _NO_TRANSITIONS

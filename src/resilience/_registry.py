@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from resilience import _named
 from resilience._breaker import CircuitBreaker, _Settings
 from resilience._validate import check_name
 
@@ -83,9 +84,9 @@ class BreakerRegistry:
         breaker = breakers.get(name) if type(name) is str else None
         if breaker is None:
             check_name(name)
-            lock = self._lock
-            lock.acquire()
-            try:
+            # ``with``, not acquire() then ``try``: an exception from a signal handler can
+            # land right after a call returns, and must not leave the lock held.
+            with self._lock:
                 breaker = breakers.get(name)
                 if breaker is None:
                     settings = (
@@ -97,8 +98,6 @@ class BreakerRegistry:
                         name, settings, self._storage if storage is None else storage
                     )
                     return breaker
-            finally:
-                lock.release()
         if config:
             # Validate as for a new breaker first: 3.0 or True must be a TypeError even
             # where they compare equal to the existing breaker's 3 or 1.
@@ -141,8 +140,14 @@ class BreakerRegistry:
             breaker.reset()
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """Return ``get_stats()`` of every breaker, in creation order."""
-        return [breaker.get_stats() for breaker in self]
+        """Return ``get_stats()`` of every breaker, in creation order.
+
+        The default registry's snapshot covers every live named breaker, however it
+        was made (``CircuitBreaker(name=...)``, the decorator, the registry), as metrics
+        and ``health()`` do; two live breakers with one name are both listed.
+        """
+        breakers = _named.live() if self is default_registry else self
+        return [breaker.get_stats() for breaker in breakers]
 
     def __repr__(self) -> str:
         return f"<BreakerRegistry of {len(self)} breakers>"

@@ -38,6 +38,7 @@ from resilience._breaker import (
     CircuitBreaker,
     _Settings,
 )
+from resilience._critical import section
 from resilience._policies import ConsecutiveFailures, FailureRate
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
@@ -249,6 +250,7 @@ class SharedBreaker(CircuitBreaker):
 
     # ------------------------------------------------------------------ planning
 
+    @section
     def _admission(self) -> int | CircuitOpenError | _Request | None:
         """Decide from the cache, plan the round trip that will decide, or None: go local."""
         gen = self._gen  # before the state, which transitions write first
@@ -277,6 +279,7 @@ class SharedBreaker(CircuitBreaker):
                 self._unsent = 0
             return step
 
+    @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
         """Plan sending an outcome, or keep it (batched, or local while the storage is down)."""
         if ticket == _UNRECORDED:
@@ -354,6 +357,7 @@ class SharedBreaker(CircuitBreaker):
             rejected=step.rejected,
         )
 
+    @section
     def _answered(self, step: _Request, reply: StoredState) -> int | CircuitOpenError | None:
         """Mirror a reply; for an admission return the ticket or the error, else None."""
         now = self._settings.clock()
@@ -406,6 +410,7 @@ class SharedBreaker(CircuitBreaker):
         back, self._down = self._down, False
         return change, back
 
+    @section
     def _lost(self, exc: Exception, step: _Request | None) -> None:
         """Fall back to the local state machine after the storage failed."""
         now = self._settings.clock()
