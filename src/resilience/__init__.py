@@ -10,6 +10,7 @@ from resilience._budget import RetryBudget
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._registry import (
+    BreakerOptions,
     BreakerRegistry,
     circuit_breaker,
     default_registry,
@@ -49,6 +50,7 @@ from resilience.exceptions import (
 )
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
+    "BreakerOptions",
     "BreakerRegistry",
     "BreakerStorage",
     "BulkheadFullError",

@@ -29,7 +29,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar, cast
 
 from resilience import _named
 from resilience._critical import escape, section
@@ -40,6 +41,7 @@ from resilience._validate import (
     check_int,
     check_name,
     check_number,
+    check_sync_callable,
     exception_types,
 )
 from resilience._wrap import wrap
@@ -90,10 +92,12 @@ _BLOCKS: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float | None], 
 
 def _filter(name: str, value: object) -> tuple[type[BaseException], ...] | Callable[..., Any]:
     """Normalise ``failure_on``/``ignore``: exception classes to a tuple, else a predicate."""
-    if isinstance(value, tuple) or (isinstance(value, type) and issubclass(value, BaseException)):
+    if isinstance(value, tuple | type):
+        # A class that is not an exception would be called as a predicate, and every
+        # instance it returned would count as a match: refuse it.
         return exception_types(name, value)
     if callable(value):
-        return value
+        return cast("Callable[..., Any]", check_sync_callable(name, value))
     raise TypeError(
         f"{name} must be an exception class, a tuple of them or a predicate, got {value!r}"
     )
@@ -147,7 +151,7 @@ class _Settings:
         """Validate the options and return shared settings for them."""
         check_int("failure_threshold", failure_threshold, minimum=1)
         if callable(recovery_timeout) and not isinstance(recovery_timeout, bool):
-            recovery: float | Backoff = recovery_timeout
+            recovery: float | Backoff = check_sync_callable("recovery_timeout", recovery_timeout)
         else:
             recovery = check_number("recovery_timeout", recovery_timeout, positive=True)
         check_int("success_threshold", success_threshold, minimum=1)
@@ -166,9 +170,11 @@ class _Settings:
             policy=policy,
             failure_on=_filter("failure_on", failure_on),
             ignore=_filter("ignore", ignore),
-            failure_on_result=check_callable("failure_on_result", failure_on_result, optional=True),
+            failure_on_result=check_sync_callable(
+                "failure_on_result", failure_on_result, optional=True
+            ),
             fallback=check_callable("fallback", fallback, optional=True),
-            clock=check_callable("clock", clock),
+            clock=check_sync_callable("clock", clock),
             timed=policy.timed,
             slow_after=getattr(policy, "slow_call_duration", None),
             fast=(
@@ -256,6 +262,25 @@ class _Episode:
         self.trial_ok = 0
 
 
+class _InitSignature:
+    """``inspect.signature(CircuitBreaker)`` and ``help()``: the options of ``__init__``.
+
+    Without it they would show ``__new__``'s ``(**options)``. On an instance it is
+    absent, so a breaker's own signature stays that of ``__call__``.
+    """
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is not None:
+            raise AttributeError("__signature__")
+        import inspect  # noqa: PLC0415  # only help() and introspection need it
+
+        init = inspect.signature(owner.__init__)  # type: ignore[misc]  # the class's own
+        return init.replace(
+            parameters=list(init.parameters.values())[1:],
+            return_annotation=inspect.Signature.empty,
+        )
+
+
 class CircuitBreaker:
     """Stop calling a dependency that keeps failing, and try it again after a while.
 
@@ -320,6 +345,7 @@ class CircuitBreaker:
 
     _settings: _Settings
     _name: str | None
+    __signature__ = _InitSignature()
 
     def __new__(cls, **options: Any) -> Self:
         # A breaker with storage is a SharedBreaker, whose primitives consult the storage:
@@ -452,6 +478,8 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
+            if result.__class__ is CoroutineType:
+                self._refuse_coroutine(gen, func, result)
             for drawn in self._successes:  # noqa: B007  # a draw without a call: see _run
                 break
             if gen == self._gen:
@@ -459,7 +487,9 @@ class CircuitBreaker:
             return result
         return self._run(func, args, kwargs)
 
-    def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def _run(  # noqa: C901  # the hot path is inlined on purpose, as in call()
+        self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
         """Run one call: the decorator's runner (``call`` inlines the same hot path)."""
         # Hot path: a closed circuit with a lock-free policy. Read the generation before
         # the mode, which transitions clear first and set last.
@@ -470,6 +500,8 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
+            if result.__class__ is CoroutineType:
+                self._refuse_coroutine(gen, func, result)
             # A draw with no call in it: no signal handler can run between drawing and
             # storing, so an interrupt cannot leave a success half recorded.
             for drawn in self._successes:  # noqa: B007  # the loop is the draw
@@ -494,8 +526,20 @@ class CircuitBreaker:
         except BaseException as exc:
             self._finish_exception(ticket, exc, started)
             raise
+        if result.__class__ is CoroutineType:
+            self._refuse_coroutine(ticket, func, result)
         self._finish_result(ticket, result, started)
         return result
+
+    def _refuse_coroutine(self, ticket: int, func: object, coroutine: object) -> NoReturn:
+        """Refuse a coroutine function given to a sync form; the call counts as ignored."""
+        self._ignored_call(ticket)  # frees a half-open slot; nothing of it ran
+        # Never awaited: close it rather than leave a "never awaited" warning behind.
+        cast("CoroutineType[Any, Any, Any]", coroutine).close()
+        raise TypeError(
+            f"func must be a plain function for call() or a sync decorator, got {func!r}, "
+            "which returned a coroutine: use `await breaker.call_async(func, ...)`"
+        )
 
     def call_async(
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
@@ -995,7 +1039,7 @@ class CircuitBreaker:
         Raises:
             TypeError: ``listener`` is not callable.
         """
-        check_callable("listener", listener)
+        check_sync_callable("listener", listener)
         with self._lock:
             self._listeners = (*self._listeners, listener)
 
