@@ -25,6 +25,7 @@ import contextvars
 import itertools
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar
 
 from resilience import _named
 from resilience._critical import escape, section
+from resilience._deadline import remaining
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
 from resilience._state import CircuitState
 from resilience._validate import (
@@ -200,7 +202,12 @@ class _Settings:
     def outcome_of(self, exc: BaseException) -> int:
         """Classify an exception: ``_IGNORED``, ``_FAILURE`` or ``_SUCCESS``."""
         if not isinstance(exc, Exception):
-            return _IGNORED  # cancellation and interpreter exits are never failures
+            if _expired_cancellation(exc):
+                # Our timeout() (or a Timeout/Deadline strategy) cancelled the call: judge
+                # it as the TimeoutError the same timeout raises in sync code.
+                exc = TimeoutError()
+            else:
+                return _IGNORED  # any other cancellation, interpreter exits: never failures
         ignore = self.ignore
         if isinstance(exc, ignore) if type(ignore) is tuple else _matches(ignore, exc):
             return _IGNORED
@@ -211,6 +218,24 @@ class _Settings:
 
 
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+
+# asyncio.timeout() may fire a hair before the deadline's time.monotonic() due time.
+_EXPIRY_SLACK: Final = 0.001
+
+
+def _expired_cancellation(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is an asyncio cancellation made by an expired deadline.
+
+    ``timeout()`` sets the deadline it enforces, so a ``CancelledError`` that arrives when
+    the innermost deadline has (just) passed is that timeout's doing; one that arrives
+    with time left, or with no deadline at all, is a plain cancellation.
+    """
+    asyncio = sys.modules.get("asyncio")  # no asyncio loaded: no CancelledError either
+    if asyncio is None or not isinstance(exc, asyncio.CancelledError):
+        return False
+    left = remaining()
+    return left is not None and left <= _EXPIRY_SLACK
+
 
 _INTERNED: dict[_Settings, _Settings] = {}
 _INTERN_LIMIT = 1024

@@ -45,6 +45,7 @@ from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from resilience._state import CircuitState
@@ -56,6 +57,10 @@ logger = logging.getLogger("resilience")
 _PROBE_INTERVAL: Final = 1.0  # while the storage is unreachable, ask it again this often
 _BATCH_LIMIT: Final = 1000  # outcomes held before a batch is sent whatever its age
 _BACKOFF_SAMPLES: Final = 16  # trips of a backoff recovery_timeout sent to the storage
+
+# Releases of cancelled admissions in flight: the event loop keeps only weak references
+# to tasks, so they are held here until done.
+_RELEASES: set[asyncio.Task[None]] = set()
 
 _SUCCESS_CODES: Final = frozenset("sS")
 _FAILURE_CODES: Final = frozenset("fF")
@@ -207,7 +212,7 @@ class SharedBreaker(CircuitBreaker):
         step = self._admission()
         while isinstance(step, _Request):
             try:
-                reply = await self._send_async(step)
+                reply = await self._send_shielded(step)
             except Exception as exc:
                 self._lost(exc, step)
                 step = None
@@ -242,7 +247,7 @@ class SharedBreaker(CircuitBreaker):
         if step is None:
             return
         try:
-            reply = await self._send_async(step)
+            reply = await self._send_shielded(step)
         except Exception as exc:
             self._lost(exc, step)
             return
@@ -343,6 +348,41 @@ class SharedBreaker(CircuitBreaker):
             stale=step.stale,
             rejected=step.rejected,
         )
+
+    async def _send_shielded(self, step: _Request) -> StoredState:
+        """Send ``step`` so that cancelling the caller does not lose what it does.
+
+        The round trip runs in a task of its own. When the caller is cancelled meanwhile
+        (a timeout, a cancelled request) the round trip still completes and its reply is
+        settled: the outcomes it carried join the local totals, and a call it admitted
+        (perhaps the fleet's only half-open trial) is at once recorded as ignored, which
+        frees its slot in the shared circuit instead of holding it until it expires.
+        """
+        import asyncio  # noqa: PLC0415  # loaded already: we are in a coroutine
+
+        trip = asyncio.ensure_future(self._send_async(step))
+        try:
+            return await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            trip.add_done_callback(lambda done: self._settle(step, done))
+            raise
+
+    def _settle(self, step: _Request, done: asyncio.Future[StoredState]) -> None:
+        """Finish a round trip whose caller was cancelled (see ``_send_shielded``)."""
+        if done.cancelled():  # the loop is closing: nothing left to settle with
+            return
+        error = done.exception()
+        if isinstance(error, Exception):
+            self._lost(error, step)
+            return
+        if error is not None:
+            return
+        ticket = self._answered(step, done.result())
+        if step.admit and isinstance(ticket, int) and ticket != _UNRECORDED:
+            # The admitted call will never run: free what it holds without waiting.
+            release = done.get_loop().create_task(self._record_async(ticket, "i", None))
+            _RELEASES.add(release)
+            release.add_done_callback(_RELEASES.discard)
 
     async def _send_async(self, step: _Request) -> StoredState:
         storage, name = self._storage, cast("str", self._name)
