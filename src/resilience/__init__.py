@@ -16,6 +16,7 @@ from resilience._pipeline import Pipeline
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
 from resilience._rate_limiter import RateLimiter
 from resilience._registry import (
+    BreakerOptions,
     BreakerRegistry,
     circuit_breaker,
     default_registry,
@@ -62,6 +63,7 @@ from resilience.exceptions import (
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "AdaptiveLimit",
     "AdaptiveThrottle",
+    "BreakerOptions",
     "BreakerRegistry",
     "BreakerStorage",
     "Bulkhead",

@@ -38,12 +38,14 @@ from resilience._breaker import (
     CircuitBreaker,
     _Settings,
 )
+from resilience._critical import section
 from resilience._policies import ConsecutiveFailures, FailureRate
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from resilience._state import CircuitState
@@ -55,6 +57,10 @@ logger = logging.getLogger("resilience")
 _PROBE_INTERVAL: Final = 1.0  # while the storage is unreachable, ask it again this often
 _BATCH_LIMIT: Final = 1000  # outcomes held before a batch is sent whatever its age
 _BACKOFF_SAMPLES: Final = 16  # trips of a backoff recovery_timeout sent to the storage
+
+# Releases of cancelled admissions in flight: the event loop keeps only weak references
+# to tasks, so they are held here until done.
+_RELEASES: set[asyncio.Task[None]] = set()
 
 _SUCCESS_CODES: Final = frozenset("sS")
 _FAILURE_CODES: Final = frozenset("fF")
@@ -206,7 +212,7 @@ class SharedBreaker(CircuitBreaker):
         step = self._admission()
         while isinstance(step, _Request):
             try:
-                reply = await self._send_async(step)
+                reply = await self._send_shielded(step)
             except Exception as exc:
                 self._lost(exc, step)
                 step = None
@@ -241,7 +247,7 @@ class SharedBreaker(CircuitBreaker):
         if step is None:
             return
         try:
-            reply = await self._send_async(step)
+            reply = await self._send_shielded(step)
         except Exception as exc:
             self._lost(exc, step)
             return
@@ -249,6 +255,7 @@ class SharedBreaker(CircuitBreaker):
 
     # ------------------------------------------------------------------ planning
 
+    @section
     def _admission(self) -> int | CircuitOpenError | _Request | None:
         """Decide from the cache, plan the round trip that will decide, or None: go local."""
         gen = self._gen  # before the state, which transitions write first
@@ -277,6 +284,7 @@ class SharedBreaker(CircuitBreaker):
                 self._unsent = 0
             return step
 
+    @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
         """Plan sending an outcome, or keep it (batched, or local while the storage is down)."""
         if ticket == _UNRECORDED:
@@ -341,6 +349,41 @@ class SharedBreaker(CircuitBreaker):
             rejected=step.rejected,
         )
 
+    async def _send_shielded(self, step: _Request) -> StoredState:
+        """Send ``step`` so that cancelling the caller does not lose what it does.
+
+        The round trip runs in a task of its own. When the caller is cancelled meanwhile
+        (a timeout, a cancelled request) the round trip still completes and its reply is
+        settled: the outcomes it carried join the local totals, and a call it admitted
+        (perhaps the fleet's only half-open trial) is at once recorded as ignored, which
+        frees its slot in the shared circuit instead of holding it until it expires.
+        """
+        import asyncio  # noqa: PLC0415  # loaded already: we are in a coroutine
+
+        trip = asyncio.ensure_future(self._send_async(step))
+        try:
+            return await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            trip.add_done_callback(lambda done: self._settle(step, done))
+            raise
+
+    def _settle(self, step: _Request, done: asyncio.Future[StoredState]) -> None:
+        """Finish a round trip whose caller was cancelled (see ``_send_shielded``)."""
+        if done.cancelled():  # the loop is closing: nothing left to settle with
+            return
+        error = done.exception()
+        if isinstance(error, Exception):
+            self._lost(error, step)
+            return
+        if error is not None:
+            return
+        ticket = self._answered(step, done.result())
+        if step.admit and isinstance(ticket, int) and ticket != _UNRECORDED:
+            # The admitted call will never run: free what it holds without waiting.
+            release = done.get_loop().create_task(self._record_async(ticket, "i", None))
+            _RELEASES.add(release)
+            release.add_done_callback(_RELEASES.discard)
+
     async def _send_async(self, step: _Request) -> StoredState:
         storage, name = self._storage, cast("str", self._name)
         if step.admit:
@@ -354,6 +397,7 @@ class SharedBreaker(CircuitBreaker):
             rejected=step.rejected,
         )
 
+    @section
     def _answered(self, step: _Request, reply: StoredState) -> int | CircuitOpenError | None:
         """Mirror a reply; for an admission return the ticket or the error, else None."""
         now = self._settings.clock()
@@ -406,6 +450,7 @@ class SharedBreaker(CircuitBreaker):
         back, self._down = self._down, False
         return change, back
 
+    @section
     def _lost(self, exc: Exception, step: _Request | None) -> None:
         """Fall back to the local state machine after the storage failed."""
         now = self._settings.clock()

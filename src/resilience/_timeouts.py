@@ -30,6 +30,7 @@ import time
 import types
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
+from resilience._critical import interrupted
 from resilience._deadline import _DEADLINE, check_limit, remaining
 from resilience._validate import check_callable, check_name, check_number
 
@@ -294,8 +295,9 @@ class _Alarms:
             return
         if not self.stack:
             return
-        if _in_bookkeeping(frame):
-            # Raising inside our own __enter__/__exit__ would skip their cleanup.
+        if _in_bookkeeping(frame) or interrupted(frame):
+            # Raising inside our own __enter__/__exit__ would skip their cleanup, and inside
+            # a critical section (a breaker's locked update) would leave it half done.
             signal.setitimer(signal.ITIMER_REAL, _RETRY_DELAY)
             self.outstanding = True
             return

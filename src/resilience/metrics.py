@@ -56,7 +56,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from resilience import _observed, _retry_stats
+from resilience import _named, _observed, _retry_stats
 from resilience._registry import default_registry
 from resilience._state import CircuitState
 from resilience._validate import check_int, check_number
@@ -286,27 +286,47 @@ class _Collector(Collector):
         ]
 
     def _rows(self) -> _Rows:
-        rows: _Rows = []
-        seen: set[str] = set()
-        check_seen = len(self._sources) > 1
+        rows: dict[str, _Row] = {}
+        seen: set[int] = set()  # ids of breakers read: a breaker in two sources counts once
         for source in self._sources:
             try:
-                breakers = list(source)
+                breakers = _breakers_of(source)
             except Exception:
                 logger.exception("cannot list circuit breakers of %r for metrics", source)
                 continue
             for breaker in breakers:
                 name = breaker.name
-                if name is None or (check_seen and name in seen):
+                if name is None or id(breaker) in seen:
                     continue
+                seen.add(id(breaker))
                 try:
-                    rows.append((name, breaker._metrics_row()))  # noqa: SLF001  # one unit
+                    row = breaker._metrics_row()  # noqa: SLF001  # one unit
                 except Exception:
                     logger.exception("cannot read circuit breaker %r for metrics", name)
                     continue
-                if check_seen:
-                    seen.add(name)
-        return rows
+                earlier = rows.get(name)
+                rows[name] = row if earlier is None else _merge_rows(earlier, row)
+        return list(rows.items())
+
+
+def _breakers_of(source: Iterable[CircuitBreaker]) -> list[CircuitBreaker]:
+    """List a source's breakers; the default registry stands for every live named one."""
+    if source is default_registry:
+        return _named.live()
+    return list(source)
+
+
+def _merge_rows(earlier: _Row, later: _Row) -> _Row:
+    """Merge two live breakers with one name into one row (see ``register_metrics``).
+
+    Counters add up, so no call goes unexported; the state and the failure rate are
+    the later-made breaker's, the one a newer ``CircuitBreaker(name=...)`` stands for.
+    """
+    totals = cast(
+        "tuple[int, int, int, int]", tuple(a + b for a, b in zip(earlier[1], later[1], strict=True))
+    )
+    transitions = tuple(a + b for a, b in zip(earlier[4], later[4], strict=True))
+    return later[0], totals, later[2], later[3], transitions
 
 
 def _strategy_families() -> list[Metric]:
@@ -365,10 +385,12 @@ def register_metrics(
 
     Args:
         registry: the prometheus_client registry to export on (default: its global one).
-        breakers: a ``BreakerRegistry`` (default: the one behind
-            ``get_circuit_breaker``) or any re-iterable collection of breakers. Only
-            named breakers are exported. When several collections hold the same name,
-            the first registered wins.
+        breakers: a ``BreakerRegistry`` or any re-iterable collection of breakers.
+            The default, the registry behind ``get_circuit_breaker``, stands for every
+            live named breaker however it was made (``CircuitBreaker(name=...)``, the
+            decorator, a registry), held weakly. Only named breakers are exported. Two
+            live breakers with one name give one series per label set: their counters
+            are added up and the state and failure rate are the later-made one's.
 
     Returns:
         The collector, for ``registry.unregister(...)``.
@@ -413,11 +435,12 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
 
     Breakers that are OPEN, HALF_OPEN or FORCED_OPEN are listed, and any of them makes
     the status ``"degraded"``; otherwise it is ``"ok"``. ``open_for`` is how many seconds,
-    on the breaker's clock, have passed since it last left CLOSED, to the millisecond.
+    on the breaker's clock, have passed since it last left CLOSED, rounded to
+    milliseconds. Two live breakers with one name are each listed when open.
 
     Args:
-        breakers: a ``BreakerRegistry`` or collection of breakers (default: the default
-            registry).
+        breakers: a ``BreakerRegistry`` or collection of breakers (default: every live
+            named breaker, however it was made).
 
     Returns:
         ``{"status": "ok" | "degraded", "open": [{"name", "state", "open_for"}, ...]}``.
@@ -431,7 +454,7 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
     """
     source = default_registry if breakers is None else _check_breakers(breakers)
     listed: list[dict[str, Any]] = []
-    for breaker in list(source):
+    for breaker in _breakers_of(source):
         try:
             state, _, _, open_for, _ = breaker._metrics_row()  # noqa: SLF001  # one unit
         except Exception:
