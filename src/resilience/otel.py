@@ -1,6 +1,6 @@
 """OpenTelemetry metrics and span events for every strategy (SPEC §14).
 
-Install the extra first: ``pip install 'resilience[otel]'`` (it brings opentelemetry-api;
+Install the extra first: ``pip install 'resilient-calls[otel]'`` (it brings opentelemetry-api;
 the SDK and exporters are the application's choice).
 
 ``instrument()`` subscribes to the library's one event path; nothing else changes. A call
@@ -43,7 +43,7 @@ try:
     from opentelemetry import trace as otel_trace
 except ImportError as exc:
     raise ImportError(
-        "resilience.otel needs opentelemetry-api; install it with: pip install 'resilience[otel]'"
+        "resilience.otel needs opentelemetry-api; install it with: pip install 'resilient-calls[otel]'"
     ) from exc
 
 import logging
