@@ -367,7 +367,7 @@ def test_import_without_the_extra_names_it() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert "pip install 'resilience[otel]'" in out
+    assert "pip install 'resilient-calls[otel]'" in out
 
 
 def test_import_resilience_does_not_load_opentelemetry() -> None:
