@@ -233,6 +233,19 @@ def test_breaker_state_gauge_reads_the_default_registry(telemetry: Telemetry) ->
     assert set(values) == {state.value for state in resilience.CircuitState}
 
 
+def test_breaker_state_gauge_sees_a_breaker_made_by_its_constructor(telemetry: Telemetry) -> None:
+    """A named breaker outside every registry is reported too, as SPEC §5 asks."""
+    breaker = resilience.CircuitBreaker(name="otel-standalone")
+    breaker.open()
+    values = {
+        point.attributes["state"]: point.value
+        for point in telemetry.points("resilience.circuit_breaker.state")
+        if point.attributes["strategy.name"] == "otel-standalone"
+    }
+    assert values["forced_open"] == 1
+    del breaker
+
+
 def test_events_are_counted_until_collected_and_totals_only_grow(telemetry: Telemetry) -> None:
     """The observable counter reports running totals at each collection."""
     _events.emit("retry", "retry", "api")

@@ -43,15 +43,15 @@ try:
     from opentelemetry import trace as otel_trace
 except ImportError as exc:
     raise ImportError(
-        "resilience.otel needs opentelemetry-api; install it with: pip install 'resilient-calls[otel]'"
+        "resilience.otel needs opentelemetry-api; install it with: "
+        "pip install 'resilient-calls[otel]'"
     ) from exc
 
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Final
 
-from resilience import _events
-from resilience._registry import default_registry
+from resilience import _events, _named
 from resilience._state import CircuitState
 from resilience._version import __version__
 
@@ -233,8 +233,8 @@ class Instrumentation:
         if not self.active:
             return []
         observations: list[Observation] = []
-        for breaker in default_registry:
-            name = breaker.name  # a registry's breakers all have one
+        for breaker in _named.live():  # every live named breaker, however it was made
+            name = breaker.name
             try:
                 current = breaker.state.value
             except Exception:
