@@ -347,16 +347,14 @@ def test_a_breaker_that_cannot_be_read_is_skipped(
         def state(self) -> Any:
             raise RuntimeError("storage gone")
 
-    registry = resilience.default_registry
-    registry._breakers["unreadable"] = Unreadable()  # type: ignore[assignment]
-    try:
-        with caplog.at_level(logging.ERROR, logger="resilience"):
-            names = {
-                point.attributes["strategy.name"]
-                for point in telemetry.points("resilience.circuit_breaker.state")
-            }
-    finally:
-        del registry._breakers["unreadable"]
+    unreadable = Unreadable()
+    _named.add(unreadable)
+    with caplog.at_level(logging.ERROR, logger="resilience"):
+        names = {
+            point.attributes["strategy.name"]
+            for point in telemetry.points("resilience.circuit_breaker.state")
+        }
+    del unreadable
     assert "unreadable" not in names
     assert "cannot read circuit breaker 'unreadable'" in caplog.text
 
