@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import resilience
-from resilience import Hedge, _events, otel
+from resilience import Hedge, _events, _named, otel
 from resilience._context import CallContext, _current
 from resilience.chaos import Chaos
 
