@@ -229,3 +229,60 @@ def test_sections_are_not_wrapped() -> None:
 
     assert section(plain) is plain
     assert escape(plain) is plain
+
+
+def test_an_alarm_during_a_gc_callback_waits_until_it_can_be_seen() -> None:
+    """A timeout firing inside a gc callback is not swallowed: the block still times out."""
+    import gc
+    import time as _time
+
+    from resilience import timeout
+
+    entered = []
+
+    def slow_callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and not entered:
+            entered.append(phase)
+            deadline = _time.monotonic() + 0.05
+            while _time.monotonic() < deadline:  # the alarm lands here, inside the callback
+                pass
+
+    def collect_then_spin() -> None:
+        with timeout(0.01):
+            gc.collect()
+            deadline = _time.monotonic() + 2.0
+            while _time.monotonic() < deadline:
+                pass
+
+    gc.callbacks.append(slow_callback)
+    try:
+        with pytest.raises(TimeoutError):
+            collect_then_spin()
+    finally:
+        gc.callbacks.remove(slow_callback)
+    assert entered == ["start"]
+
+
+def test_an_alarm_during_a_finalizer_waits_until_it_can_be_seen() -> None:
+    """A timeout firing inside ``__del__`` is not swallowed: the block still times out."""
+    import gc
+    import time as _time
+
+    from resilience import timeout
+
+    class Slow:
+        def __del__(self) -> None:
+            deadline = _time.monotonic() + 0.05
+            while _time.monotonic() < deadline:
+                pass
+
+    def finalize_then_spin() -> None:
+        with timeout(0.01):
+            Slow()
+            gc.collect()
+            deadline = _time.monotonic() + 2.0
+            while _time.monotonic() < deadline:
+                pass
+
+    with pytest.raises(TimeoutError):
+        finalize_then_spin()

@@ -295,9 +295,11 @@ class _Alarms:
             return
         if not self.stack:
             return
-        if _in_bookkeeping(frame) or interrupted(frame):
-            # Raising inside our own __enter__/__exit__ would skip their cleanup, and inside
-            # a critical section (a breaker's locked update) would leave it half done.
+        if _in_bookkeeping(frame) or interrupted(frame) or _swallowed_there(frame):
+            # Raising inside our own __enter__/__exit__ would skip their cleanup, inside a
+            # critical section (a breaker's locked update) would leave it half done, and
+            # inside a gc callback or a __del__ the interpreter would swallow it: the
+            # block would run on as if it had no limit.
             signal.setitimer(signal.ITIMER_REAL, _RETRY_DELAY)
             self.outstanding = True
             return
@@ -579,6 +581,23 @@ def _in_bookkeeping(frame: types.FrameType | None) -> bool:
     """Tell whether ``frame`` or a caller of it is one of our set-up or tear-down steps."""
     while frame is not None:
         if frame.f_code in _BOOKKEEPING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _swallowed_there(frame: types.FrameType | None) -> bool:
+    """Tell whether an exception raised at ``frame`` would be reported as unraisable.
+
+    The garbage collector runs its callbacks and finalizers (``__del__``) at any
+    allocation; what they raise is printed and dropped, never seen by the block.
+    """
+    import gc  # noqa: PLC0415  # already loaded by the interpreter; only an alarm needs it
+
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code in callbacks:
             return True
         frame = frame.f_back
     return False
