@@ -62,9 +62,13 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
         time.sleep(0.02)
 
 
-def handler_threads() -> int:
-    """The threads serving one connection each."""
-    return sum("process_request_thread" in t.name for t in threading.enumerate())
+def handler_threads(server: MetricsServer) -> int:
+    """The threads of ``server`` serving one connection each."""
+    return sum(
+        "process_request_thread" in thread.name
+        and getattr(getattr(thread, "_target", None), "__self__", None) is server._server
+        for thread in threading.enumerate()
+    )
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
@@ -122,7 +126,6 @@ def test_other_methods_are_told_what_is_allowed(server, method, status):
 
 def test_idle_connections_cannot_pin_a_thread_each(breakers):
     """100 silent clients hold max_connections threads; the others get a 503 at once."""
-    before = handler_threads()
     limit, clients = 8, 100
     server = start_metrics_server(
         port=0, registry=CollectorRegistry(), breakers=breakers, max_connections=limit
@@ -140,40 +143,38 @@ def test_idle_connections_cannot_pin_a_thread_each(breakers):
             return count
 
         wait_for(lambda: refused() == clients - limit, "every extra connection refused with 503")
-        assert handler_threads() - before == limit
+        assert handler_threads(server) == limit
     finally:
         for sock in idle:
             sock.close()
     # The slots come back once the idle clients are gone: scrapes are served again.
-    wait_for(lambda: handler_threads() == before, "the idle connections' threads ended")
+    wait_for(lambda: handler_threads(server) == 0, "the idle connections' threads ended")
     assert request(server, "GET", "/metrics")[0] == 200
     server.close()
 
 
 def test_a_silent_connection_is_dropped_after_the_read_timeout(breakers):
     """A client that sends nothing is disconnected after read_timeout, freeing its thread."""
-    before = handler_threads()
     with start_metrics_server(
         port=0, registry=CollectorRegistry(), breakers=breakers, read_timeout=0.2
     ) as server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             assert sock.recv(100) == b""  # the server hung up on us
-        wait_for(lambda: handler_threads() == before, "the silent connection's thread ended")
+        wait_for(lambda: handler_threads(server) == 0, "the silent connection's thread ended")
         assert request(server, "GET", "/health")[0] == 200
 
 
 def test_the_default_limit_bounds_500_idle_connections(breakers):
     """With the defaults, 500 idle connections hold no more than 64 threads."""
-    before = handler_threads()
     with start_metrics_server(port=0, registry=CollectorRegistry(), breakers=breakers) as server:
         idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(500)]
         try:
-            wait_for(lambda: handler_threads() - before == 64, "64 slots taken")
-            assert max(handler_threads() - before for _ in range(50)) == 64
+            wait_for(lambda: handler_threads(server) == 64, "64 slots taken")
+            assert max(handler_threads(server) for _ in range(50)) == 64
         finally:
             for sock in idle:
                 sock.close()
-        wait_for(lambda: handler_threads() == before, "the idle connections' threads ended")
+        wait_for(lambda: handler_threads(server) == 0, "the idle connections' threads ended")
 
 
 @pytest.mark.parametrize(

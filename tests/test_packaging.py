@@ -191,3 +191,12 @@ def test_installed_cli_help_runs(venv_python):
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
     assert "demo" in result.stdout
+
+
+def test_installed_cli_without_redis_says_which_extra_to_install(venv_python):
+    """In a virtualenv without redis-py, a Redis command says in one line what to install."""
+    result = _run(venv_python, "-I", "-m", "resilience", "status", "--redis", "redis://127.0.0.1/0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: the Redis commands need redis-py: pip install 'resilient-calls[redis]'"
+    ]

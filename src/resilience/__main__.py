@@ -333,7 +333,8 @@ def _add_demo(commands: Any) -> None:
         description=(
             "Run a ten-second scenario: a simulated service degrades, fails and recovers "
             "while requests reach it through a named circuit breaker, a retry with jitter "
-            "and a timeout. With --redis URL the breaker's state is shared through Redis."
+            "and a timeout. With --redis URL the breaker's state is shared through Redis "
+            "(which must answer: exit status 2 if it does not)."
         ),
     )
     parser.add_argument(

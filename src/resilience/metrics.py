@@ -619,19 +619,23 @@ class _Server(ThreadingMixIn, WSGIServer):
         self._warned = False
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if self._slots.acquire(blocking=False):
+            super().process_request(request, client_address)  # a thread; it frees the slot
+        else:
             self._refuse(request, client_address)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:  # the thread did not start: its slot is free again
-            self._slots.release()
-            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        request.settimeout(self.read_timeout)
+        super().process_request_thread(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close an admitted connection and free its slot.
+
+        socketserver calls this once per admitted connection: from its thread when it is
+        served, or from the accepting thread if its thread could not start.
+        """
         try:
-            request.settimeout(self.read_timeout)
-            super().process_request_thread(request, client_address)
+            super().shutdown_request(request)
         finally:
             self._slots.release()
 
@@ -647,23 +651,16 @@ class _Server(ThreadingMixIn, WSGIServer):
         with contextlib.suppress(OSError):
             request.setblocking(False)  # noqa: FBT003  # never stall the accepting thread
             request.send(_BUSY)
-        self.shutdown_request(request)
+        super().shutdown_request(request)  # it holds no slot to free
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002  # the base's
-        """Log a connection that failed instead of printing a traceback on stderr.
+        """Log a connection that failed, instead of printing a traceback on stderr.
 
-        A client that stays silent past ``read_timeout`` or hangs up is routine (debug);
-        anything else is a bug worth an error in the log.
+        What reaches here is the connection's, not the app's (wsgiref answers an app's
+        error with a 500 itself): a client silent past ``read_timeout``, or one that hung up.
         """
         error = sys.exc_info()[1]
-        if isinstance(error, OSError):
-            logger.debug("metrics server: connection from %s ended: %r", client_address, error)
-        else:
-            logger.error(
-                "metrics server: connection from %s failed",
-                client_address,
-                exc_info=error,
-            )
+        logger.debug("metrics server: connection from %s ended: %r", client_address, error)
 
 
 class _QuietHandler(WSGIRequestHandler):
