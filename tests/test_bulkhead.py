@@ -587,3 +587,32 @@ def test_a_waiter_whose_wait_ran_out_as_its_slot_came_keeps_the_slot() -> None:
     assert pool.get_stats()["in_flight"] == 1
     pool._release(None, None)
     assert pool.get_stats()["in_flight"] == 0
+
+
+@pytest.mark.parametrize("limit", [2, AdaptiveLimit("vegas", initial=2)], ids=["fixed", "adaptive"])
+def test_timeouts_landing_anywhere_never_leak_or_forge_a_slot(limit: Any) -> None:
+    """Hundreds of SIGALRM interrupts at arbitrary points of tight call loops leave no trace."""
+    import random
+
+    pool = Bulkhead(limit)
+    rng = random.Random(12)
+    interrupted = 0
+
+    def spin() -> int:
+        return sum(range(rng.randrange(1, 200)))
+
+    for round_ in range(300):
+        try:
+            with timeout(0.0002 + rng.random() * 0.0005):
+                while True:
+                    if round_ % 2:
+                        pool.call(spin)
+                    else:
+                        with pool:
+                            spin()
+        except TimeoutError:
+            interrupted += 1
+    assert interrupted == 300
+    stats = pool.get_stats()
+    assert stats["in_flight"] == 0
+    assert len(pool._pool) == pool.limit  # no token lost, none forged
