@@ -147,16 +147,13 @@ class RetryStatistics(Mapping[str, float]):
         self._failures = 0
         self._idle = 0.0
 
-    def retried(self, delay: float) -> None:
-        """Count a retry about to wait ``delay`` seconds."""
+    def add(self, retries: int, idle: float, *, failed: bool) -> None:
+        """Count a call that retried ``retries`` times, waiting ``idle`` seconds in all."""
         with self._lock:
-            self._retries += 1
-            self._idle += delay
-
-    def failed(self) -> None:
-        """Count a call that gave up."""
-        with self._lock:
-            self._failures += 1
+            self._retries += retries
+            self._idle += idle
+            if failed:
+                self._failures += 1
 
     def _snapshot(self) -> dict[str, float]:
         # itertools.count shows its next value in its repr, the one read that takes no step.
