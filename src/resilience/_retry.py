@@ -321,6 +321,7 @@ class _Policy:
     # Made from the fields above by __post_init__.
     unbounded: bool = field(init=False, repr=False, compare=False)
     extras: bool = field(init=False, repr=False, compare=False)
+    tracked: bool = field(init=False, repr=False, compare=False)  # finished() has work
     fixed_delays: tuple[float, ...] | None = field(init=False, repr=False, compare=False)
     verdicts: dict[type[BaseException], object] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
@@ -434,6 +435,10 @@ class _Policy:
             or self.throttle is not None
         )
         object.__setattr__(self, "extras", extras)
+        tracked = (
+            self.counter is not None or self.on_success is not None or self.throttle is not None
+        )
+        object.__setattr__(self, "tracked", tracked)
         delay = self.delay
         fixed = delay._table if type(delay) is Exponential and delay.jitter == "none" else None  # noqa: SLF001
         object.__setattr__(self, "fixed_delays", fixed)
@@ -780,7 +785,8 @@ class _Attempts:
         """Count the call as a success after ``attempt`` attempts."""
         if self.stats is not None:
             self.stats.add(self.attempt - 1, self.idle, failed=False)
-        self.policy.finished(self.attempt, self.start, result)
+        if self.policy.tracked:
+            self.policy.finished(self.attempt, self.start, result)
 
     def interrupted(self, error: BaseException) -> None:
         """Count a call ended by ``error`` raised outside the function's attempts."""
@@ -861,8 +867,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
     check = policy.retry_on_result
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
-    track = counter is not None or policy.on_success is not None or policy.throttle is not None
-    tick = None if stats is None else stats.tick
+    track = policy.tracked
+    calls = None if stats is None else stats.calls  # an itertools.count: next() is atomic
 
     def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
@@ -870,8 +876,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if tick is not None:
-            tick()
+        if calls is not None:
+            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -903,8 +909,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if tick is not None:
-            tick()
+        if calls is not None:
+            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
