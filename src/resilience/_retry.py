@@ -26,6 +26,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Final,
+    NamedTuple,
     ParamSpec,
     Protocol,
     Self,
@@ -235,13 +236,20 @@ def _describe(value: object) -> str:
     return f"an object of type {type(value).__qualname__}"
 
 
-# What a policy makes of an exception class (its `verdicts` cache). _RETRY_IF: not in
-# `exceptions`, so the preset's filter decides per instance. _HINTED: retried, and the class
-# has an attribute a retry-after hint may be read from.
-_RETRIED: Final = "retried"
-_HINTED: Final = "retried, hinted"
-_RETRY_IF: Final = "ask retry_if"
-_NOT_RETRIED: Final = "not retried"
+class _Verdict(NamedTuple):
+    """What a policy makes of an exception class (its ``verdicts`` cache).
+
+    ``retried``: in ``exceptions`` (or left to ``ask``) and not in ``give_up_on``. ``ask``:
+    not in ``exceptions``, so the preset's filter decides per instance. ``hinted``: the
+    class has an attribute a retry-after hint may be read from.
+    """
+
+    retried: bool
+    ask: bool
+    hinted: bool
+
+
+_NOT_RETRIED: Final = _Verdict(retried=False, ask=False, hinted=False)
 _HINT_NAMES: Final = ("retry_after", "headers", "response")
 _VERDICTS: Final = 256
 
@@ -323,7 +331,7 @@ class _Policy:
     extras: bool = field(init=False, repr=False, compare=False)
     tracked: bool = field(init=False, repr=False, compare=False)  # finished() has work
     fixed_delays: tuple[float, ...] | None = field(init=False, repr=False, compare=False)
-    verdicts: dict[type[BaseException], object] = field(init=False, repr=False, compare=False)
+    verdicts: dict[type[BaseException], _Verdict] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
     call_async: AsyncRun = field(init=False, repr=False, compare=False)
 
@@ -464,13 +472,13 @@ class _Policy:
             verdict = self.verdicts.get(type(exc))
             if verdict is None:
                 verdict = self._verdict(type(exc))
-            if verdict is _NOT_RETRIED or (
-                verdict is _RETRY_IF and not cast("Callable[[Exception], bool]", self.retry_if)(exc)
+            if not verdict.retried or (
+                verdict.ask and not cast("Callable[[Exception], bool]", self.retry_if)(exc)
             ):
                 run.give_up(exc, result, None)
                 return None
             # A hint may sit on the class (a property) or on this instance (its __dict__).
-            hinted = self.hint is not None or verdict is _HINTED or bool(exc.__dict__)
+            hinted = self.hint is not None or verdict.hinted or bool(exc.__dict__)
         else:
             hinted = True  # a retried result: look for a hint on it
         if self.extras and self.throttle is not None:
@@ -534,14 +542,15 @@ class _Policy:
             return delay, "the retry budget is spent"
         return delay, None
 
-    def _verdict(self, cls: type[Exception]) -> object:
+    def _verdict(self, cls: type[Exception]) -> _Verdict:
         """Classify an exception class for ``verdicts``: retried or not, a class-level hint."""
+        hinted = any(hasattr(cls, name) for name in _HINT_NAMES)
         if issubclass(cls, self.give_up_on):
-            verdict: object = _NOT_RETRIED
+            verdict = _NOT_RETRIED
         elif issubclass(cls, self.retry_on):
-            verdict = _HINTED if any(hasattr(cls, name) for name in _HINT_NAMES) else _RETRIED
+            verdict = _Verdict(retried=True, ask=False, hinted=hinted)
         elif self.retry_if is not None:
-            verdict = _RETRY_IF
+            verdict = _Verdict(retried=True, ask=True, hinted=hinted)
         else:
             verdict = _NOT_RETRIED
         if len(self.verdicts) < _VERDICTS:  # a bounded cache: classes are few in practice
