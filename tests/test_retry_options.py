@@ -256,3 +256,18 @@ def test_a_result_hint_is_read_from_the_result() -> None:
     assert sleeps.delays == [3.0]
     with pytest.raises(RetryError):
         Retry(max_retries=0, retry_on_result=lambda r: True).call(lambda: 1)
+
+
+def test_a_class_level_hint_on_an_error_the_preset_filter_admits_is_honoured() -> None:
+    """An error retried through the API preset's status filter keeps its class-level hint."""
+
+    class Busy(Exception):
+        """A client error whose status and hint live on the class."""
+
+        status_code = 503
+        retry_after = 4.0
+
+    sleeps = Sleeps()
+    flaky = Flaky(1, Busy())
+    assert retry_api_call(sleep=sleeps, clock=sleeps.clock).call(flaky) == "ok"
+    assert sleeps.delays[0] >= 4.0

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from resilience import (
@@ -297,3 +300,38 @@ def test_the_retry_storm_simulation_meets_its_targets() -> None:
     assert storm.layered("throttle")[0] <= 1.1
     ratio, _ = storm.adaptive(seconds=120)
     assert ratio == pytest.approx(2.0, rel=0.15)
+
+
+_ops = st.lists(
+    st.tuples(
+        st.floats(min_value=0.0, max_value=40.0, allow_nan=False, allow_infinity=False),
+        st.sampled_from(["ok", "fail"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.floats(min_value=0.0, max_value=1e6), operations=_ops)
+def test_the_throttle_window_matches_a_naive_model(
+    start: float, operations: list[tuple[float, str]]
+) -> None:
+    """Over random times, requests and accepts match timestamps kept in window/100 buckets."""
+    clock = FakeClock(start)
+    throttle = AdaptiveThrottle(k=2.0, window=100.0, clock=clock)
+    throttle._random = lambda: 1.0  # never reject: the model counts calls only
+    events: list[tuple[float, bool]] = []
+    for step, outcome in operations:
+        clock.advance(step)
+        if outcome == "ok":
+            throttle.call(lambda: None)
+        else:
+            with pytest.raises(ConnectionError):
+                throttle.call(fail)
+        events.append((clock(), outcome == "ok"))
+        now_bucket = math.floor(clock() / 1.0)
+        kept = [ok for t, ok in events if math.floor(t / 1.0) > now_bucket - 100]
+        stats = throttle.stats()
+        assert (stats["requests"], stats["accepts"]) == (len(kept), sum(kept))
+        expected = max(0.0, (len(kept) - 2.0 * sum(kept)) / (len(kept) + 1))
+        assert stats["rejection_probability"] == pytest.approx(expected)

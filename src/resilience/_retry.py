@@ -26,6 +26,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Final,
+    NamedTuple,
     ParamSpec,
     Protocol,
     Self,
@@ -235,13 +236,20 @@ def _describe(value: object) -> str:
     return f"an object of type {type(value).__qualname__}"
 
 
-# What a policy makes of an exception class (its `verdicts` cache). _RETRY_IF: not in
-# `exceptions`, so the preset's filter decides per instance. _HINTED: retried, and the class
-# has an attribute a retry-after hint may be read from.
-_RETRIED: Final = "retried"
-_HINTED: Final = "retried, hinted"
-_RETRY_IF: Final = "ask retry_if"
-_NOT_RETRIED: Final = "not retried"
+class _Verdict(NamedTuple):
+    """What a policy makes of an exception class (its ``verdicts`` cache).
+
+    ``retried``: in ``exceptions`` (or left to ``ask``) and not in ``give_up_on``. ``ask``:
+    not in ``exceptions``, so the preset's filter decides per instance. ``hinted``: the
+    class has an attribute a retry-after hint may be read from.
+    """
+
+    retried: bool
+    ask: bool
+    hinted: bool
+
+
+_NOT_RETRIED: Final = _Verdict(retried=False, ask=False, hinted=False)
 _HINT_NAMES: Final = ("retry_after", "headers", "response")
 _VERDICTS: Final = 256
 
@@ -320,8 +328,10 @@ class _Policy:
     clock: Clock
     # Made from the fields above by __post_init__.
     unbounded: bool = field(init=False, repr=False, compare=False)
+    extras: bool = field(init=False, repr=False, compare=False)
+    tracked: bool = field(init=False, repr=False, compare=False)  # finished() has work
     fixed_delays: tuple[float, ...] | None = field(init=False, repr=False, compare=False)
-    verdicts: dict[type[BaseException], object] = field(init=False, repr=False, compare=False)
+    verdicts: dict[type[BaseException], _Verdict] = field(init=False, repr=False, compare=False)
     call: SyncRun = field(init=False, repr=False, compare=False)
     call_async: AsyncRun = field(init=False, repr=False, compare=False)
 
@@ -426,6 +436,17 @@ class _Policy:
     def __post_init__(self) -> None:
         unbounded = self.max_retries is None and self.max_elapsed is None
         object.__setattr__(self, "unbounded", unbounded)
+        extras = (
+            self.min_delay > 0.0
+            or self.max_elapsed is not None
+            or self.budget is not None
+            or self.throttle is not None
+        )
+        object.__setattr__(self, "extras", extras)
+        tracked = (
+            self.counter is not None or self.on_success is not None or self.throttle is not None
+        )
+        object.__setattr__(self, "tracked", tracked)
         delay = self.delay
         fixed = delay._table if type(delay) is Exponential and delay.jitter == "none" else None  # noqa: SLF001
         object.__setattr__(self, "fixed_delays", fixed)
@@ -434,7 +455,7 @@ class _Policy:
         object.__setattr__(self, "call", sync_run)
         object.__setattr__(self, "call_async", async_run)
 
-    def next_delay(  # noqa: C901, PLR0912, PLR0915  # flat on purpose: see the docstring
+    def next_delay(  # noqa: C901, PLR0912  # flat on purpose: see the docstring
         self, run: _Attempts, exc: Exception | None, result: Any
     ) -> float | None:
         """Return the delay before the next attempt, or give up (see ``_Attempts``).
@@ -451,16 +472,16 @@ class _Policy:
             verdict = self.verdicts.get(type(exc))
             if verdict is None:
                 verdict = self._verdict(type(exc))
-            if verdict is _NOT_RETRIED or (
-                verdict is _RETRY_IF and not cast("Callable[[Exception], bool]", self.retry_if)(exc)
+            if not verdict.retried or (
+                verdict.ask and not cast("Callable[[Exception], bool]", self.retry_if)(exc)
             ):
                 run.give_up(exc, result, None)
                 return None
             # A hint may sit on the class (a property) or on this instance (its __dict__).
-            hinted = self.hint is not None or verdict is _HINTED or bool(exc.__dict__)
+            hinted = self.hint is not None or verdict.hinted or bool(exc.__dict__)
         else:
             hinted = True  # a retried result: look for a hint on it
-        if self.throttle is not None:
+        if self.extras and self.throttle is not None:
             self.throttle._failure()  # noqa: SLF001  # every retryable failure takes a token
         reason: str | None = None
         max_retries = self.max_retries
@@ -476,28 +497,18 @@ class _Policy:
             delay = fixed[attempt - 1]  # an un-jittered backoff's table: no call
         else:
             delay, reason = self._backoff_delay(attempt)
-            if reason is not None:
-                run.give_up(exc, result, reason)
-                return None
-        if delay < self.min_delay:  # noqa: PLR1730  # a comparison, not a call to max()
-            delay = self.min_delay
-        if hinted:
+        if reason is None and hinted:
             delay, reason = self._hinted(delay, result if exc is None else exc)
-        if reason is None and self.max_elapsed is not None:
-            reason = _past_max_elapsed(self, run.start, delay)
+        if reason is None and self.extras:  # min_delay, max_elapsed, budget, throttle
+            delay, reason = self._extras(run, delay)
         if reason is None:
             at = _DEADLINE.get()  # remaining(), without its call
             if at is not None:
                 reason = _past_deadline(at, delay)
-        if reason is None and self.budget is not None and not self.budget._withdraw():  # noqa: SLF001
-            reason = "the retry budget is spent"
-        if reason is None and self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
-            reason = "the retry throttle has half its tokens or fewer"
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
-        if run.stats is not None:
-            run.stats.retried(delay)
+        run.idle += delay
         if self.on_retry is not None or _events.subscribers:
             run.announce(exc, result, delay)
         else:
@@ -508,14 +519,38 @@ class _Policy:
                 run.announce(exc, result, delay)
         return delay
 
-    def _verdict(self, cls: type[Exception]) -> object:
+    def _extras(self, run: _Attempts, delay: float) -> tuple[float, str | None]:
+        """Apply the optional steps a policy's options ask for, in their documented order.
+
+        ``min_delay`` raises the delay (after the hint: both are lower bounds, so the order
+        does not matter), then ``max_elapsed``, the deadline, and last the throttle and the
+        budget, since asking the budget spends a retry.
+        """
+        delay = max(delay, self.min_delay)
+        if self.max_elapsed is not None:
+            reason = _past_max_elapsed(self, run.start, delay)
+            if reason is not None:
+                return delay, reason
+        at = _DEADLINE.get()
+        if at is not None:
+            reason = _past_deadline(at, delay)
+            if reason is not None:
+                return delay, reason  # before spending the budget
+        if self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
+            return delay, "the retry throttle has half its tokens or fewer"
+        if self.budget is not None and not self.budget._withdraw():  # noqa: SLF001
+            return delay, "the retry budget is spent"
+        return delay, None
+
+    def _verdict(self, cls: type[Exception]) -> _Verdict:
         """Classify an exception class for ``verdicts``: retried or not, a class-level hint."""
+        hinted = any(hasattr(cls, name) for name in _HINT_NAMES)
         if issubclass(cls, self.give_up_on):
-            verdict: object = _NOT_RETRIED
+            verdict = _NOT_RETRIED
         elif issubclass(cls, self.retry_on):
-            verdict = _HINTED if any(hasattr(cls, name) for name in _HINT_NAMES) else _RETRIED
+            verdict = _Verdict(retried=True, ask=False, hinted=hinted)
         elif self.retry_if is not None:
-            verdict = _RETRY_IF
+            verdict = _Verdict(retried=True, ask=True, hinted=hinted)
         else:
             verdict = _NOT_RETRIED
         if len(self.verdicts) < _VERDICTS:  # a bounded cache: classes are few in practice
@@ -714,7 +749,7 @@ class _Attempts:
     call the function and sleep. A call that succeeds at once never makes one.
     """
 
-    __slots__ = ("attempt", "context", "policy", "start", "stats")
+    __slots__ = ("attempt", "context", "idle", "policy", "start", "stats")
 
     def __init__(
         self,
@@ -728,6 +763,7 @@ class _Attempts:
         self.context = context
         self.stats = stats
         self.attempt = 1
+        self.idle = 0.0  # seconds waited so far
 
     def begin(self) -> None:
         """Start the next attempt: count it, tell the call context and ``before``."""
@@ -750,15 +786,24 @@ class _Attempts:
         """
         policy = self.policy
         if not policy.result_fails(result):
-            policy.finished(self.attempt, self.start, result)
+            self.succeeded(result)
             return None
         return policy.next_delay(self, None, result)
+
+    def succeeded(self, result: Any) -> None:
+        """Count the call as a success after ``attempt`` attempts."""
+        if self.stats is not None:
+            self.stats.add(self.attempt - 1, self.idle, failed=False)
+        if self.policy.tracked:
+            self.policy.finished(self.attempt, self.start, result)
 
     def interrupted(self, error: BaseException) -> None:
         """Count a call ended by ``error`` raised outside the function's attempts."""
         policy = self.policy
+        failed = isinstance(error, Exception)  # a failing sleep; not a cancellation
+        if self.stats is not None:
+            self.stats.add(self.attempt - 1, self.idle, failed=failed)
         if policy.counter is not None:
-            failed = isinstance(error, Exception)
             policy.counter.record(attempts=self.attempt, succeeded=False if failed else None)
 
     def give_up(self, exc: Exception | None, result: Any, reason: str | None) -> None:
@@ -772,7 +817,7 @@ class _Attempts:
         if policy.counter is not None:
             policy.counter.record(attempts=attempt, succeeded=False)
         if self.stats is not None:
-            self.stats.failed()
+            self.stats.add(attempt - 1, self.idle, failed=True)
         error: BaseException = RetryError(result, attempt) if exc is None else exc
         if reason is None and attempt > 1:
             reason = f"{type(exc).__name__} is not retried"
@@ -831,8 +876,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
     check = policy.retry_on_result
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
-    track = counter is not None or policy.on_success is not None or policy.throttle is not None
-    tick = None if stats is None else stats.tick
+    track = policy.tracked
+    calls = None if stats is None else stats.calls  # an itertools.count: next() is atomic
 
     def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
@@ -840,8 +885,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if tick is not None:
-            tick()
+        if calls is not None:
+            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -873,8 +918,8 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if tick is not None:
-            tick()
+        if calls is not None:
+            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -956,7 +1001,7 @@ def _retry_loop(  # noqa: C901  # flat on purpose: runs once per failed attempt
             raise
         else:
             if not judged:
-                policy.finished(run.attempt, run.start, result)
+                run.succeeded(result)
                 return result
             after = run.returned(result)
             if after is None:
@@ -1457,7 +1502,7 @@ class _Loop:
                     self._delay = delay
                     self._done = False
             else:
-                run.policy.finished(run.attempt, run.start, None)
+                run.succeeded(None)
             return False
         if not isinstance(exc, Exception):
             run.interrupted(exc)

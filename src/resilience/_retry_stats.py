@@ -137,30 +137,26 @@ class RetryStatistics(Mapping[str, float]):
         1
     """
 
-    __slots__ = ("_calls", "_failures", "_idle", "_lock", "_retries", "tick")
+    __slots__ = ("_failures", "_idle", "_lock", "_retries", "calls")
 
     def __init__(self) -> None:
-        self._calls = itertools.count()
-        self.tick = self._calls.__next__  # one C call per call: atomic under the GIL
+        self.calls = itertools.count()  # next(calls) per call: one atomic C step
         self._lock = threading.Lock()
         self._retries = 0
         self._failures = 0
         self._idle = 0.0
 
-    def retried(self, delay: float) -> None:
-        """Count a retry about to wait ``delay`` seconds."""
+    def add(self, retries: int, idle: float, *, failed: bool) -> None:
+        """Count a call that retried ``retries`` times, waiting ``idle`` seconds in all."""
         with self._lock:
-            self._retries += 1
-            self._idle += delay
-
-    def failed(self) -> None:
-        """Count a call that gave up."""
-        with self._lock:
-            self._failures += 1
+            self._retries += retries
+            self._idle += idle
+            if failed:
+                self._failures += 1
 
     def _snapshot(self) -> dict[str, float]:
         # itertools.count shows its next value in its repr, the one read that takes no step.
-        calls = int(repr(self._calls)[6:-1])
+        calls = int(repr(self.calls)[6:-1])
         with self._lock:
             retries, failures, idle = self._retries, self._failures, self._idle
         return {
