@@ -643,6 +643,7 @@ def test_time_window_drops_only_the_buckets_that_left_it(pair) -> None:
     """Over a 3 s window, failures of the first second leave it while later calls stay."""
     policy = FailureRate(threshold=1.0, window=TimeWindow(3.0), minimum_calls=100)
     a, _ = pair(policy=policy)
+    time.sleep(1.05 - time.time() % 1)  # start just after a bucket (second) begins
     failing(a, 2)
     time.sleep(1.05)
     a.call(ok)
