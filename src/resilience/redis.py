@@ -190,7 +190,12 @@ def _bounded_twin(client: Any, timeout: float) -> Any:
         # redis-py leaves ClusterNode and get_nodes() untyped.
         known = given.get_nodes()  # type: ignore[no-untyped-call]
         nodes = [ClusterNode(n.host, n.port) for n in known]  # type: ignore[no-untyped-call]
-        return _redis.RedisCluster(startup_nodes=nodes, **_bounded(cluster_settings, timeout))
+        options = _bounded(cluster_settings, timeout)
+        # The cluster client refuses these (deprecated since redis-py 6: it never retries
+        # on a timeout unless ``retry`` says so, and ours says never).
+        for key in ("retry_on_timeout", "retry_on_error"):
+            options.pop(key, None)
+        return _redis.RedisCluster(startup_nodes=nodes, **options)
     pool: Any = getattr(client, "connection_pool", None)
     settings: Any = getattr(pool, "connection_kwargs", None)
     if not isinstance(settings, dict):
