@@ -144,6 +144,7 @@ class SharedBreaker(CircuitBreaker):
         "_storage",
         "_synced",
         "_unsent",
+        "_warned",
     )
 
     _storage: BreakerStorage
@@ -163,6 +164,7 @@ class SharedBreaker(CircuitBreaker):
         self._rgen_at = -1  # ... valid while the local generation is this one
         self._synced = -math.inf  # the clock's time of the last reply
         self._down = False
+        self._warned = False  # an outage was logged and its end not yet
         self._probe_at = 0.0
         self._unsent = 0  # calls rejected from the cache, not yet reported
         self._batch: list[str] = []  # outcomes of generation _batch_gen, not yet sent
@@ -404,7 +406,7 @@ class SharedBreaker(CircuitBreaker):
         with self._lock:
             for code in step.count:
                 self._count(code)
-            change, back = self._mirror(reply, now)
+            change, back = self._mirror(reply, now, wrote=not step.admit)
             ticket: int | None = None
             if step.admit:
                 if not reply.admitted:
@@ -425,8 +427,16 @@ class SharedBreaker(CircuitBreaker):
             retry_after = _HALF_OPEN_FULL_RETRY_AFTER
         return CircuitOpenError(self._name, reply.state, retry_after)
 
-    def _mirror(self, reply: StoredState, now: float) -> tuple[Change | None, bool]:
-        """Make the cache match the storage's state (the lock is held)."""
+    def _mirror(
+        self, reply: StoredState, now: float, *, wrote: bool = True
+    ) -> tuple[Change | None, bool]:
+        """Make the cache match the storage's state (the lock is held).
+
+        Any reply makes the breaker use the storage again, but only a reply to a write
+        (``wrote``: outcomes recorded, an operator's order) ends a logged outage. A
+        storage that answers reads and admissions but refuses writes (``maxmemory``, a
+        read-only replica) is thus one outage, logged once, and once on recovery.
+        """
         change = None
         if reply.state is not self._state:
             change = self._to(reply.state, now)
@@ -447,7 +457,10 @@ class SharedBreaker(CircuitBreaker):
             extras = self._extras_dict()
             extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
             logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
-        back, self._down = self._down, False
+        self._down = False
+        back = wrote and self._warned
+        if back:
+            self._warned = False
         return change, back
 
     @section
@@ -455,8 +468,8 @@ class SharedBreaker(CircuitBreaker):
         """Fall back to the local state machine after the storage failed."""
         now = self._settings.clock()
         with self._lock:
-            first = not self._down
-            self._down = True
+            first = not self._warned
+            self._warned = self._down = True
             self._probe_at = now + _PROBE_INTERVAL
             self._batch.clear()  # counted locally already; the storage will not hear of them
             self._stale.clear()
@@ -554,7 +567,7 @@ class SharedBreaker(CircuitBreaker):
             )
             now = self._settings.clock()
             with self._lock:
-                change, back = self._mirror(reply, now)
+                change, back = self._mirror(reply, now, wrote=False)
             if back:
                 logger.info(
                     "circuit breaker %r: storage reachable again; state resynced", self._name

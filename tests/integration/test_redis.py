@@ -625,3 +625,30 @@ def test_outages_mid_run_never_reach_callers_and_resync_within_5s(redis_server) 
         for thread in threads:
             thread.join()
     assert surprises == []
+
+
+def test_a_redis_refusing_writes_warns_once_per_outage(redis_server, clock, caplog) -> None:
+    """Under maxmemory reads still answer: one warning for the outage, one on recovery."""
+    caplog.set_level(logging.INFO, logger="resilience")
+    admin = redis_server.client()
+    breaker = CircuitBreaker(
+        name="svc", failure_threshold=3, clock=clock, storage=RedisStorage(redis_server.client())
+    )
+    breaker.call(ok)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    try:
+        for _ in range(5):
+            clock.advance(1.1)  # past each probe interval: the storage is asked again
+            assert breaker.call(ok) == 1
+            breaker.get_stats()  # a read succeeds in between: still the same outage
+    finally:
+        admin.config_set("maxmemory", "0")
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "cannot reach its storage" in m]) == 1
+    assert not [m for m in messages if "reachable again" in m]
+    clock.advance(1.1)
+    assert breaker.call(ok) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "reachable again" in m]) == 1
+    assert breaker.get_stats()["storage"] == "ok"
