@@ -18,11 +18,13 @@ the storage again; its first answer resyncs the cache.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from resilience import _named
 from resilience._breaker import (
     _CLOSED,
     _DISABLED,
@@ -64,6 +66,25 @@ _RELEASES: set[asyncio.Task[None]] = set()
 
 _SUCCESS_CODES: Final = frozenset("sS")
 _FAILURE_CODES: Final = frozenset("fF")
+
+
+_AT_EXIT: list[bool] = []  # whether the exit flush is registered (a list: no global)
+
+
+def _flush_at_exit_once() -> None:
+    """Register, once per process, the flush that sends what shared breakers hold back."""
+    if not _AT_EXIT:
+        _AT_EXIT.append(True)
+        atexit.register(_flush_at_exit)
+
+
+def _flush_at_exit() -> None:
+    """Send every live shared breaker's unsent rejections and outcomes (SPEC §6)."""
+    for breaker in _named.live():
+        if isinstance(breaker, SharedBreaker) and (
+            breaker._unsent or breaker._batch or breaker._stale  # noqa: SLF001  # one unit
+        ):
+            breaker._push()  # noqa: SLF001  # one unit
 
 
 def storage_config(settings: _Settings, recovery: Callable[[int], float]) -> dict[str, Any]:
@@ -137,6 +158,7 @@ class SharedBreaker(CircuitBreaker):
         "_config",
         "_down",
         "_probe_at",
+        "_reading",
         "_refresh",
         "_rgen",
         "_rgen_at",
@@ -165,6 +187,8 @@ class SharedBreaker(CircuitBreaker):
         self._synced = -math.inf  # the clock's time of the last reply
         self._down = False
         self._warned = False  # an outage was logged and its end not yet
+        self._reading = False  # a refresh of the view is under way (one at a time)
+        _flush_at_exit_once()
         self._probe_at = 0.0
         self._unsent = 0  # calls rejected from the cache, not yet reported
         self._batch: list[str] = []  # outcomes of generation _batch_gen, not yet sent
@@ -261,7 +285,7 @@ class SharedBreaker(CircuitBreaker):
     def _admission(self) -> int | CircuitOpenError | _Request | None:
         """Decide from the cache, plan the round trip that will decide, or None: go local."""
         gen = self._gen  # before the state, which transitions write first
-        state = self.state  # observes a due OPEN -> HALF_OPEN change
+        state = super().state  # the cached view; observes a due OPEN -> HALF_OPEN change
         now = self._settings.clock()
         with self._lock:
             if self._down:
@@ -335,6 +359,56 @@ class SharedBreaker(CircuitBreaker):
         self._stale.clear()
         self._unsent = 0
         return step
+
+    # ------------------------------------------------------------------ freshness
+
+    @property
+    def state(self) -> CircuitState:
+        """The shared circuit's state, as of at most ``refresh_after`` seconds ago.
+
+        A view older than that is refreshed with one round trip first (at most one per
+        interval; calls through the breaker refresh it too), which also hands the
+        storage the rejections and batched outcomes this process has not sent yet.
+        """
+        self._refresh_view()
+        return super().state
+
+    def _metrics_row(
+        self,
+    ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
+        self._refresh_view()
+        return super()._metrics_row()
+
+    def _refresh_view(self) -> None:
+        """Read the shared circuit again if this process's view is older than the limit."""
+        now = self._settings.clock()
+        if now - self._synced < self._refresh or (self._down and now < self._probe_at):
+            return
+        with self._lock:
+            if self._reading:  # another thread is refreshing it right now
+                return
+            self._reading = True
+            if self._down:
+                self._probe_at = now + _PROBE_INTERVAL
+        try:
+            self._push()
+        finally:
+            self._reading = False
+
+    def _push(self) -> None:
+        """Send what this process holds back (rejections, batches) and mirror the reply.
+
+        An empty record is a read that also carries those counts, so a view refresh
+        and the fleet's totals need one round trip between them.
+        """
+        with self._lock:
+            step = self._flush()
+        try:
+            reply = self._send(step)
+        except Exception as exc:
+            self._lost(exc, step)
+            return
+        self._answered(step, reply)
 
     # ------------------------------------------------------------------ round trips
 
