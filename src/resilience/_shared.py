@@ -64,6 +64,10 @@ _BACKOFF_SAMPLES: Final = 16  # trips of a backoff recovery_timeout sent to the 
 # to tasks, so they are held here until done.
 _RELEASES: set[asyncio.Task[None]] = set()
 
+# The ticket of a call let through while the storage is down with on_storage_error="closed":
+# like a ticket of a past generation, its outcome counts in the totals and steers nothing.
+_COUNT_ONLY: Final = -2
+
 _SUCCESS_CODES: Final = frozenset("sS")
 _FAILURE_CODES: Final = frozenset("fF")
 
@@ -232,7 +236,7 @@ class SharedBreaker(CircuitBreaker):
                 step = self._answered(step, reply)
                 if step is None:  # a flush refreshed the cache: decide again
                     step = self._admission()
-        return super()._acquire() if step is None else step
+        return self._while_down() if step is None else step
 
     async def _acquire_async(self) -> int | CircuitOpenError:
         step = self._admission()
@@ -246,7 +250,7 @@ class SharedBreaker(CircuitBreaker):
                 step = self._answered(step, reply)
                 if step is None:
                     step = self._admission()
-        return super()._acquire() if step is None else step
+        return self._while_down() if step is None else step
 
     def _succeeded(self, ticket: int, started: float | None) -> None:
         self._record(ticket, self._slow_code("s", started), started)
@@ -309,6 +313,18 @@ class SharedBreaker(CircuitBreaker):
                 step = _Request(admit=True, rejected=self._unsent)
                 self._unsent = 0
             return step
+
+    def _while_down(self) -> int | CircuitOpenError:
+        """Admit a call while the storage cannot be reached, as ``on_storage_error`` says."""
+        mode = self._storage.on_storage_error
+        if mode == "local" or not self._down:
+            return super()._acquire()  # this process's own copy of the circuit decides
+        if mode == "closed":
+            return _COUNT_ONLY
+        now = self._settings.clock()
+        with self._lock:
+            self._count_rejection()
+        return CircuitOpenError(self._name, _OPEN, max(0.0, self._probe_at - now))
 
     @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:

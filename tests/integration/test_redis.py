@@ -652,3 +652,43 @@ def test_a_redis_refusing_writes_warns_once_per_outage(redis_server, clock, capl
     messages = [record.getMessage() for record in caplog.records]
     assert len([m for m in messages if "reachable again" in m]) == 1
     assert breaker.get_stats()["storage"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_failures"),
+    [("local", "rejected"), ("closed", "admitted"), ("open", "rejected-at-once")],
+    ids=["local", "closed", "open"],
+)
+def test_on_storage_error_chooses_what_calls_do_while_redis_is_down(
+    redis_server, clock, mode: str, after_failures: str
+) -> None:
+    """``local`` trips on its own copy, ``closed`` lets calls through, ``open`` rejects."""
+    storage = RedisStorage(redis_server.client(socket_timeout=0.2), on_storage_error=mode)
+    breaker = CircuitBreaker(name="svc", failure_threshold=1, clock=clock, storage=storage)
+    breaker.call(ok)
+    redis_server.pause()
+    try:
+        if after_failures == "rejected-at-once":
+            assert breaker.call(ok) == 1  # its record finds Redis down
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+            return
+        failing(breaker, 1)
+        if after_failures == "rejected":
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+        else:
+            failing(breaker, 2)
+            assert breaker.call(ok) == 1
+            stats = breaker.get_stats()
+            assert (stats["total_failures"], stats["total_successes"]) == (3, 2)
+    finally:
+        redis_server.resume()
+
+
+def test_on_storage_error_is_validated(redis_server) -> None:
+    """A mode other than local/closed/open is refused, naming the parameter."""
+    with pytest.raises(ValueError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error="fallback")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error=None)  # type: ignore[arg-type]
