@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar, cast
 
-from resilience import _fallback, _named
+from resilience import _events, _fallback, _named
 from resilience._critical import escape, section
 from resilience._deadline import remaining
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
@@ -288,6 +288,18 @@ class _Episode:
         self.trial_ok = 0
 
 
+def _emit_rejected(error: CircuitOpenError) -> None:
+    """Report a rejection on the event path (only called when someone subscribes)."""
+    _events.emit(
+        "rejected",
+        "circuit_breaker",
+        error.name,
+        error,
+        state=error.state.value,
+        retry_after=error.retry_after,
+    )
+
+
 class _InitSignature:
     """``inspect.signature(CircuitBreaker)`` and ``help()``: the options of ``__init__``.
 
@@ -540,6 +552,8 @@ class CircuitBreaker:
         # run (``isinstance`` does not): an interrupt there would leave the ticket, perhaps
         # a half-open slot, unrecorded. tests/test_interrupts.py holds us to it.
         if isinstance(ticket, CircuitOpenError):
+            if _events.subscribers:
+                _emit_rejected(ticket)
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
@@ -583,7 +597,7 @@ class CircuitBreaker:
         """
         return self._run_async(func, args, kwargs)
 
-    async def _run_async(
+    async def _run_async(  # noqa: C901  # the hot path is inlined on purpose, as in _run
         self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
         """Run one awaited call; ``call_async`` and the async wrapper both land here."""
@@ -603,6 +617,8 @@ class CircuitBreaker:
             return result
         ticket = await self._acquire_async()
         if isinstance(ticket, CircuitOpenError):  # nothing else before the try: see _run
+            if _events.subscribers:
+                _emit_rejected(ticket)
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
@@ -669,6 +685,8 @@ class CircuitBreaker:
     @section
     def _enter_block(self, ticket: int | CircuitOpenError) -> Self:
         if isinstance(ticket, CircuitOpenError):
+            if _events.subscribers:
+                _emit_rejected(ticket)
             raise ticket
         started = self._settings.clock() if self._settings.timed else None
         _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
@@ -1026,6 +1044,14 @@ class CircuitBreaker:
             self._prepare_next_wait()
         level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
         _log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
+        if _events.subscribers:
+            _events.emit(
+                "state_change",
+                "circuit_breaker",
+                self._name,
+                from_state=old.value,
+                to_state=new.value,
+            )
         for listener in self._listeners:
             try:
                 listener(self, old, new)
@@ -1186,6 +1212,27 @@ class CircuitBreaker:
                 else tuple(extras.get(key, 0) for key in _TRANSITION_KEYS)
             )
         return state.value, totals, rate, None if since is None else now - since, entered
+
+    def _strategy_info(self) -> StrategyInfo:
+        """Describe the breaker for a ``Pipeline``: its kind, name and options."""
+        settings = self._settings
+        return {
+            "kind": "circuit_breaker",
+            "name": self._name,
+            "options": {
+                "failure_threshold": settings.failure_threshold,
+                "recovery_timeout": settings.recovery_timeout,
+                "success_threshold": settings.success_threshold,
+                "half_open_max_calls": settings.half_open_max_calls,
+                "policy": settings.policy,
+                "failure_on": settings.failure_on,
+                "ignore": settings.ignore,
+                "failure_on_result": settings.failure_on_result,
+                "fallback": settings.fallback,
+                "clock": settings.clock,
+                "storage": getattr(self, "storage", None),
+            },
+        }
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker name={self._name!r} state={self._state.value}>"

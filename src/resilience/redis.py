@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, unquote
 
 try:
@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 
 from resilience._redis_lua import GCRA_SCRIPT, SCRIPT
 from resilience._state import CircuitState
-from resilience._storage import BreakerStorage, StoredState
+from resilience._storage import BreakerStorage, StoredState, check_storage_error_mode
 from resilience._validate import check_name, check_number
 
 if TYPE_CHECKING:
@@ -257,6 +257,10 @@ class RedisStorage(BreakerStorage):
             synchronous paths (``call``, ``with``, ``open()``/``reset()``/…,
             ``get_stats()``); by default one is made from ``client``'s connection
             settings.
+        on_storage_error: what a breaker does while Redis cannot be reached (it asks
+            again every second): ``"local"`` (default) runs this process's own copy of
+            the circuit; ``"closed"`` lets every call through (counted, never tripping);
+            ``"open"`` rejects every call with ``CircuitOpenError``.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -271,11 +275,13 @@ class RedisStorage(BreakerStorage):
         ttl: float = 86400.0,
         cache_ttl: float | None = None,
         sync_client: Any = None,
+        on_storage_error: Literal["local", "closed", "open"] = "local",
     ) -> None:
         if isinstance(client, str | bytes):  # a URL, maybe with a password: never echo it
             raise TypeError(
                 "client must be a redis-py client, got a URL string: pass redis.Redis.from_url(url)"
             )
+        self.on_storage_error = check_storage_error_mode(on_storage_error)
         if not callable(getattr(client, "register_script", None)):
             raise TypeError(f"client must be a redis-py client, got {client!r}")
         self._prefix = _check_prefix(prefix)

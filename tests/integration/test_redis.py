@@ -687,3 +687,70 @@ def test_a_long_idle_time_window_costs_a_constant_number_of_commands(
     inside = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_evalsha")
     assert inside <= 12  # TIME, GET, a push, two pops and peeks, SET, PEXPIREs
     assert breaker.get_stats()["failure_count"] == failures  # within 7 days: all counted
+
+
+def test_a_redis_refusing_writes_warns_once_per_outage(redis_server, clock, caplog) -> None:
+    """Under maxmemory reads still answer: one warning for the outage, one on recovery."""
+    caplog.set_level(logging.INFO, logger="resilience")
+    admin = redis_server.client()
+    breaker = CircuitBreaker(
+        name="svc", failure_threshold=3, clock=clock, storage=RedisStorage(redis_server.client())
+    )
+    breaker.call(ok)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    try:
+        for _ in range(5):
+            clock.advance(1.1)  # past each probe interval: the storage is asked again
+            assert breaker.call(ok) == 1
+            breaker.get_stats()  # a read succeeds in between: still the same outage
+    finally:
+        admin.config_set("maxmemory", "0")
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "cannot reach its storage" in m]) == 1
+    assert not [m for m in messages if "reachable again" in m]
+    clock.advance(1.1)
+    assert breaker.call(ok) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "reachable again" in m]) == 1
+    assert breaker.get_stats()["storage"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_failures"),
+    [("local", "rejected"), ("closed", "admitted"), ("open", "rejected-at-once")],
+    ids=["local", "closed", "open"],
+)
+def test_on_storage_error_chooses_what_calls_do_while_redis_is_down(
+    redis_server, clock, mode: str, after_failures: str
+) -> None:
+    """``local`` trips on its own copy, ``closed`` lets calls through, ``open`` rejects."""
+    storage = RedisStorage(redis_server.client(socket_timeout=0.2), on_storage_error=mode)
+    breaker = CircuitBreaker(name="svc", failure_threshold=1, clock=clock, storage=storage)
+    breaker.call(ok)
+    redis_server.pause()
+    try:
+        if after_failures == "rejected-at-once":
+            assert breaker.call(ok) == 1  # its record finds Redis down
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+            return
+        failing(breaker, 1)
+        if after_failures == "rejected":
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+        else:
+            failing(breaker, 2)
+            assert breaker.call(ok) == 1
+            stats = breaker.get_stats()
+            assert (stats["total_failures"], stats["total_successes"]) == (3, 2)
+    finally:
+        redis_server.resume()
+
+
+def test_on_storage_error_is_validated(redis_server) -> None:
+    """A mode other than local/closed/open is refused, naming the parameter."""
+    with pytest.raises(ValueError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error="fallback")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error=None)  # type: ignore[arg-type]
