@@ -185,6 +185,8 @@ def test_every_example_outside_the_first_venv_guards_its_import() -> None:
             if re.search(rf"^\s*import {module}\b", source, re.MULTILINE):
                 assert f"    import {module}\nexcept ImportError:" in source, path.name
                 assert hint in source, path.name
+
+
 def test_chaos_suite_stays_green_behind_retry_and_breaker() -> None:
     """10% injected faults turn the bare suite red; retry and breaker keep it green."""
     out = run_example("chaos_suite.py")
