@@ -21,7 +21,7 @@ def test_alike_plain_requests_fold_into_one_line() -> None:
     """Three ok requests in a row print the first and "... and 2 more ok the same way"."""
     timeline, out = _timeline()
     for number in range(3):
-        timeline.request("ok", f"#{number:03d} ok", [], plain=True)
+        timeline.request("ok", f"#{number:03d} ok", plain=True)
     timeline.flush()
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
@@ -29,12 +29,13 @@ def test_alike_plain_requests_fold_into_one_line() -> None:
     assert lines[1].endswith("... and 2 more ok the same way")
 
 
-def test_a_request_with_notes_prints_them_first_and_ends_the_run() -> None:
-    """A retried request breaks the run: its notes, then its line, each in full."""
+def test_a_note_or_a_request_in_full_ends_the_run() -> None:
+    """A retry note and a retried request break the run; later ones start a new one."""
     timeline, out = _timeline()
-    timeline.request("ok", "#001 ok", [], plain=True)
-    timeline.request("ok", "#002 ok", ["  0.10s  #002 retry 1"], plain=True)
-    timeline.request("ok", "#003 ok", [], plain=True)
+    timeline.request("ok", "#001 ok", plain=True)
+    timeline.note("#002 retry 1")
+    timeline.request("ok", "#002 ok after a retry", plain=False)
+    timeline.request("ok", "#003 ok", plain=True)
     timeline.say("== breaker closed -> open ==")
     text = out.getvalue()
     assert "more ok" not in text
@@ -57,8 +58,9 @@ def test_the_peer_timeline_speaks_the_first_process_protocol() -> None:
     peer.ready()
     peer.say("intro", stamp=False)
     peer.say("== breaker closed -> open ==")
-    peer.request("ok", "#001 ok", [], plain=True)
-    peer.request("burst", "#002-#017 16 requests at once", [], plain=False)
+    peer.note("#001 retry 1")
+    peer.request("ok", "#001 ok", plain=True)
+    peer.request("burst", "#002-#017 16 requests at once", plain=False)
     peer.flush()
     peer.summary({"requests": 1})
     lines = out.getvalue().splitlines()

@@ -96,7 +96,6 @@ class _Request:
 
     number: int
     phase: str
-    notes: list[str] = field(default_factory=list)  # retries, stamped when they happened
     retries: int = 0
     in_flight: int = 0  # calls of this attempt running at the service (2 once hedged)
     hedge_won: bool = False
@@ -274,17 +273,16 @@ class _Scene:
             raise
 
     def _on_retry(self, state: RetryState) -> None:
+        """Print a retry as it happens, with the request it belongs to."""
         self.tally.retries += 1
         request = _CURRENT.get()
         if request is None:  # pragma: no cover  # every call of the demo has one
             return
         request.retries += 1
         error = type(state.exception).__name__ if state.exception else "a bad result"
-        request.notes.append(
-            self.timeline.stamped(
-                f"        #{request.number:03d} retry {state.attempt} after {error}, "
-                f"in {state.delay * 1000:.0f} ms"
-            )
+        self.timeline.note(
+            f"        #{request.number:03d} retry {state.attempt} after {error}, "
+            f"in {state.delay * 1000:.0f} ms"
         )
 
     # ------------------------------------------------------------------ requests
@@ -336,12 +334,10 @@ class _Scene:
         """Send one request and print it on the timeline."""
         request = _Request(self._next_number(), self.phase())
         await self._send(request)
-        plain = request.kind != "failed" and not request.hedge_won
+        # A request that only went through folds into a run of alike ones.
+        plain = request.kind != "failed" and not request.hedge_won and not request.retries
         self.timeline.request(
-            request.kind,
-            f"#{request.number:03d} [{request.phase:<9}] {request.line}",
-            request.notes,
-            plain=plain,
+            request.kind, f"#{request.number:03d} [{request.phase:<9}] {request.line}", plain=plain
         )
 
     async def burst(self) -> None:
@@ -358,12 +354,10 @@ class _Scene:
             "limited": f"rate-limited by {LIMITER!r} (bursts of {_BURST})",
         }
         parts = ", ".join(f"{kinds[kind]} {words[kind]}" for kind in _KINDS if kinds[kind])
-        notes = [note for request in requests for note in request.notes]
         first, last = requests[0].number, requests[-1].number
         self.timeline.request(
             "burst",
             f"#{first:03d}-#{last:03d} [burst    ] {_BURST_SIZE} requests at once: {parts}",
-            notes,
             plain=False,
         )
 
@@ -569,19 +563,25 @@ def _introduce(timeline: Timeline, scene: _Scene) -> None:
     say = timeline.say
     say("resilience demo: a checkout calls an inventory service for ten seconds.", stamp=False)
     say("Seeded chaos decides what the service does:", stamp=False)
-    for start, phase, what in _PHASES:
-        say(f"  from {start:4.1f}s  {phase:<9}  {what}", stamp=False)
-    say(f"  at   {_BURST_AT:4.1f}s  burst      {_BURST_SIZE} extra requests at once", stamp=False)
+    events = [
+        (start, f"  from {start:4.1f}s  {phase:<9}  {what}") for start, phase, what in _PHASES
+    ]
+    events.append(
+        (_BURST_AT, f"  at   {_BURST_AT:4.1f}s  burst      {_BURST_SIZE} extra requests at once")
+    )
+    for _, text in sorted(events):
+        say(text, stamp=False)
     if os.environ.get(_KILL_SWITCH, "").strip().lower() in {"off", "0", "false", "no"}:
         say(
             f"  ({_KILL_SWITCH}=off is set: chaos injects nothing, the service stays healthy)",
             stamp=False,
         )
-    steps = " -> ".join(_step(info) for info in scene.parts.pipeline.describe())
-    say(f"Each request, ten a second: {steps}", stamp=False)
+    say("Each request, ten a second, goes through Pipeline.standard(...):", stamp=False)
+    for number, info in enumerate(scene.parts.pipeline.describe()):
+        say(f"  {'-> ' if number else '   '}{_step(info)}", stamp=False)
     say(
         f"  -> hedge {HEDGE!r} (a second call after {_HEDGE_AFTER * 1000:.0f} ms) "
-        f"-> chaos -> the service.",
+        "-> chaos -> the service",
         stamp=False,
     )
 

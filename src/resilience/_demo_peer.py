@@ -77,6 +77,7 @@ class RunningPeer:
         self._process = process
         self._timeline = timeline
         self._ready = threading.Event()
+        self._ended = False  # its output ended: it exited, or is about to
         self._summary: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._read, name="demo-peer", daemon=True)
         self._thread.start()
@@ -100,11 +101,12 @@ class RunningPeer:
                     self._timeline.say(f"[peer] {text}")
                 else:
                     self._timeline.say(f"[peer] {rest}", at=when)
-        self._ready.set()  # it ended: stop waiting for it
+        self._ended = True
+        self._ready.set()  # stop waiting for it
 
     def wait_ready(self) -> bool:
         """Wait until the peer says ``ready``; False if it ended or took too long."""
-        return self._ready.wait(_READY_TIMEOUT) and self._process.poll() is None
+        return self._ready.wait(_READY_TIMEOUT) and not self._ended
 
     def go(self, timeline: Timeline) -> None:
         """Agree with the peer on a start time, and start the timeline then."""
@@ -165,7 +167,10 @@ class PeerTimeline(Timeline):
         if stamp:
             self._line(f"{self.now() if at is None else at:.3f}|{text.strip()}")
 
-    def request(self, kind: str, text: str, notes: list[str], *, plain: bool) -> None:  # noqa: ARG002  # the base's signature
+    def note(self, text: str) -> None:
+        """Keep the peer's retries to itself: the first process shows its own."""
+
+    def request(self, kind: str, text: str, *, plain: bool) -> None:  # noqa: ARG002  # the base's signature
         """Pass on the burst's line; the single requests stay in the peer."""
         if kind == "burst":
             self._line(f"{self.now():.3f}|{text}")

@@ -41,27 +41,25 @@ class Timeline:
             self._end_run()
             self._write(text, stamp=stamp, at=at)
 
-    def request(self, kind: str, text: str, notes: list[str], *, plain: bool) -> None:
+    def note(self, text: str) -> None:
+        """Print a stamped note about a request in flight (a retry), as it happens."""
+        self.say(text)
+
+    def request(self, kind: str, text: str, *, plain: bool) -> None:
         """Print a finished request, folding it into a run of alike plain requests.
 
-        ``notes`` (its retries, say) print first, stamped when they happened; a request
-        with notes, or not ``plain``, is printed in full and ends the run.
+        A request that is not ``plain`` (it was retried, hedged, failed) is printed in
+        full and ends the run.
         """
         with self._lock:
-            if plain and not notes and kind == self._run_kind:
+            if plain and kind == self._run_kind:
                 self._run_length += 1
                 self._run_end = self.now()
                 return
             self._end_run()
-            for note in notes:
-                self._out.write(note + "\n")
             self._write(text, stamp=True, at=None)
-            if plain and not notes:
+            if plain:
                 self._run_kind, self._run_length = kind, 1
-
-    def stamped(self, text: str) -> str:
-        """Return ``text`` stamped with the time now, to print later with its request."""
-        return f"{self.now():6.2f}s  {text}"
 
     def flush(self) -> None:
         """Close the current run of alike requests, if any."""

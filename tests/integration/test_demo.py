@@ -77,9 +77,16 @@ def test_demo_shows_every_strategy_on_one_timeline(live: tuple[str, str, str, fl
     """Breaker trips and recovers, retries, a hedge, the burst's shedding, in about 10 s."""
     out, _, _, took = live
     for wanted in (
-        "rate limiter 'demo.limit' (30/s, bursts of 12) -> deadline (1 s) -> retry 'demo.retry'",
-        "-> breaker 'demo.inventory' (opens after 4 failures in a row) -> bulkhead 'demo.pool'",
-        "-> attempt timeout (250 ms)",
+        (
+            "goes through Pipeline.standard(...):\n"
+            "     rate limiter 'demo.limit' (30/s, bursts of 12)\n"
+            "  -> deadline (1 s)\n"
+            "  -> retry 'demo.retry' (2 retries, jittered backoff)\n"
+            "  -> breaker 'demo.inventory' (opens after 4 failures in a row)\n"
+            "  -> bulkhead 'demo.pool' (4 at once, 4 waiting)\n"
+            "  -> attempt timeout (250 ms)\n"
+            "  -> hedge 'demo.hedge' (a second call after 60 ms) -> chaos -> the service\n"
+        ),
         "== breaker closed -> open ==",
         "== breaker half_open -> closed ==",
         "rejected at once: circuit open",
