@@ -233,6 +233,7 @@ class _Scene:
             )
         )
         self._numbers = 0
+        self.fleet_before: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ the service
 
@@ -479,6 +480,8 @@ def run_demo(
             stamp=False,
         )
     scene.parts.breaker.reset()  # a clean circuit, whatever an earlier run left behind
+    # A shared circuit's fleet totals outlive a run: this run's are the difference.
+    scene.fleet_before = scene.parts.breaker.get_stats().get("fleet")
     running = peer.start(timeline) if peer is not None else None
     timeline.say("", stamp=False)
     breaker = scene.parts.breaker
@@ -698,10 +701,12 @@ def _peer_summary(scene: _Scene, peer: dict[str, Any], breaker: dict[str, Any]) 
         f"got through = {scene.tally.burst_allowed} here + {peer['burst_allowed']} in the peer "
         f"(one limit: bursts of {_BURST}, refilling {_RATE}/s)"
     )
-    fleet = breaker.get("fleet")
+    fleet, before = breaker.get("fleet"), scene.fleet_before
     if fleet is not None:
+        if before is not None:
+            fleet = {key: value - before.get(key, 0) for key, value in fleet.items()}
         line(
-            f"shared breaker {BREAKER!r}, every process: {fleet['total_calls']} calls = "
+            f"shared breaker {BREAKER!r}, every process, this run: {fleet['total_calls']} calls = "
             f"{fleet['total_successes']} successes + {fleet['total_failures']} failures + "
             f"{fleet['total_rejected']} rejected + {fleet['total_ignored']} ignored "
             f"(this process {breaker['total_calls']}, the peer {peer['breaker_calls']})"

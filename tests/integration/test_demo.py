@@ -10,11 +10,14 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from demo_output import DEMO, check_every_sum, count, run_demo
 
 from resilience._demo import series
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # (metric, the name label it must have) for every named strategy of the demo.
 EXPECTED_SERIES = [
@@ -198,3 +201,14 @@ def test_demo_falls_back_to_a_free_port_when_its_port_is_taken() -> None:
     assert f"metrics: port {port} unavailable" in result.stdout
     assert "GET /health" in result.stdout
     check_every_sum(result.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", ["README.md", "docs/demo.md"], ids=["readme", "docs"])
+def test_the_recorded_run_is_of_this_demo(live: tuple[str, str, str, float], page: str) -> None:
+    """The text recording in the README and the docs starts as a run does, and adds up."""
+    text = (ROOT / page).read_text()
+    recording = "resilience demo:" + text.split("```text\nresilience demo:", 1)[1].split("```")[0]
+    intro = live[0].split("\nmetrics:")[0]
+    assert recording.startswith(intro)
+    check_every_sum(recording)

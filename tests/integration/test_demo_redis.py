@@ -45,7 +45,7 @@ def test_demo_shares_its_breaker_and_rate_limit_between_two_processes(
     (fleet, own, peers) = count(
         lines,
         "shared breaker",
-        r"every process: (\d+) calls = .* \(this process (\d+), the peer (\d+)\)",
+        r"every process, this run: (\d+) calls = .* \(this process (\d+), the peer (\d+)\)",
     )
     assert own < fleet <= own + peers  # the peer's calls reached the shared totals
     status = subprocess.run(
