@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from resilience._demo import series
+from resilience._demo_metrics import series
 from resilience._demo_peer import Peer, PeerTimeline
 from resilience._demo_timeline import Timeline
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import os
 import random
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
@@ -39,6 +37,7 @@ from resilience import (
     Retry,
     default_registry,
 )
+from resilience._demo_metrics import show_endpoints, show_health, start_metrics
 from resilience._demo_peer import Peer, PeerTimeline
 from resilience._demo_timeline import Timeline
 from resilience.backoff import Exponential
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
 
     from resilience import BreakerStorage, CircuitBreaker, CircuitState, RetryState
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "run_peer"]
 
 PIPELINE: Final = "demo.checkout"
 LIMITER: Final = "demo.limit"
@@ -373,39 +372,6 @@ def _counted(number: int, singular: str, plural: str) -> str:
     return f"{number} {singular if number == 1 else plural}"
 
 
-# ---------------------------------------------------------------------- metrics
-
-
-def _start_metrics(port: int, timeline: Timeline) -> Any:
-    try:
-        from resilience.metrics import start_metrics_server  # noqa: PLC0415  # optional extra
-    except ImportError:
-        timeline.say(
-            "skipped: /metrics and /health (pip install 'resilient-calls[prometheus]' "
-            "to serve them)",
-            stamp=False,
-        )
-        return None
-    try:
-        server = start_metrics_server(port=port, addr="127.0.0.1")
-    except OSError as error:  # the port is taken: the demo should still run
-        timeline.say(f"metrics: port {port} unavailable ({error}); using a free one", stamp=False)
-        server = start_metrics_server(port=0, addr="127.0.0.1")
-    timeline.say(f"metrics: {server.url}/metrics and {server.url}/health", stamp=False)
-    return server
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310  # loopback
-        return bytes(answer.read())
-
-
-async def _show_health(server: Any, timeline: Timeline) -> None:
-    """Read our own /health while the run goes on, as a load balancer would."""
-    health = json.loads(await asyncio.to_thread(_get, f"{server.url}/health"))
-    timeline.say(f"GET /health  -> {json.dumps(health)}")
-
-
 # One series of each strategy, to show that a scrape sees them all: (metric, labels).
 _SHOWN_SERIES: Final = (
     ("resilience_circuit_breaker_state", {"name": BREAKER, "state": "closed"}),
@@ -415,37 +381,6 @@ _SHOWN_SERIES: Final = (
     ("resilience_hedge_calls_total", {"name": HEDGE, "outcome": "hedge_won"}),
     ("resilience_chaos_injected_total", {"name": CHAOS_OUTAGE, "kind": "fault"}),
 )
-
-
-def series(text: str) -> list[tuple[str, dict[str, str], str]]:
-    """Read the samples of a Prometheus text exposition: (metric, labels, value)."""
-    found = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        metric, _, rest = head.partition("{")
-        # The demo's own label values hold no comma, quote or backslash: a plain split does.
-        pairs = (pair.partition("=") for pair in rest.rstrip("}").split(",") if pair)
-        labels = {key: raw.strip('"') for key, _, raw in pairs}
-        found.append((metric, labels, value))
-    return found
-
-
-def _show_endpoints(server: Any, timeline: Timeline) -> None:
-    """Read our own /health and one series of each strategy, as a scraper would."""
-    health = json.loads(_get(f"{server.url}/health"))
-    timeline.say(f"GET /health  -> {json.dumps(health)}", stamp=False)
-    samples = series(_get(f"{server.url}/metrics").decode())
-    for metric, labels in _SHOWN_SERIES:
-        for name, have, value in samples:
-            if name == metric and labels.items() <= have.items():
-                shown = ",".join(f'{key}="{have[key]}"' for key in sorted(have, key=_name_first))
-                timeline.say(f"GET /metrics -> {metric}{{{shown}}} {value}", stamp=False)
-
-
-def _name_first(label: str) -> tuple[bool, str]:
-    return (label != "name", label)
 
 
 # ---------------------------------------------------------------------- the run
@@ -470,7 +405,7 @@ def run_demo(
     timeline = Timeline(out, time.monotonic())
     scene = _Scene(timeline, storage)
     _introduce(timeline, scene)
-    server = _start_metrics(port, timeline) if metrics else None
+    server = start_metrics(port, timeline) if metrics else None
     if storage is None:
         _say_redis_skipped(timeline)
     else:
@@ -495,7 +430,7 @@ def run_demo(
         peer_summary = running.finish() if running is not None else None
         _summary(scene, peer_summary)
         if server is not None:
-            _show_endpoints(server, timeline)
+            show_endpoints(server, timeline, _SHOWN_SERIES)
     finally:
         breaker.remove_listener(scene.on_change)
         if running is not None:
@@ -554,7 +489,7 @@ async def _drive(scene: _Scene, server: Any) -> None:
             spawn(scene.burst())
         if server is not None and not health_read and timeline.now() >= _HEALTH_AT:
             health_read = True
-            spawn(_show_health(server, timeline))
+            spawn(show_health(server, timeline))
         next_at += _TICK
         await asyncio.sleep(max(0.0, next_at - loop.time()))
     while tasks:

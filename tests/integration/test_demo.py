@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from demo_output import DEMO, check_every_sum, count, run_demo
 
-from resilience._demo import series
+from resilience._demo_metrics import series
 
 ROOT = Path(__file__).resolve().parents[2]
 
