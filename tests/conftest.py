@@ -38,10 +38,10 @@ _EXTRA_TESTS = {
     "prometheus_client": [
         "test_metrics*.py",
         "test_monitoring_kit.py",
-        "test_observed.py",
         "integration/*prometheus*",
+        "integration/test_demo.py",
     ],
-    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*", "integration/test_demo.py"],
+    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*"],
     "opentelemetry": ["test_otel*.py", "integration/*otel*"],
 }
 collect_ignore_glob: list[str] = []

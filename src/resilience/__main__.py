@@ -299,9 +299,13 @@ def _add_forcing(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from resilience._demo import run_demo  # noqa: PLC0415  # only the demo needs it
+    from resilience._demo import run_demo, run_peer  # noqa: PLC0415  # only the demo needs it
+    from resilience._demo_peer import Peer  # noqa: PLC0415  # the same
 
-    if not (args.redis or os.environ.get("REDIS_URL")):
+    url = args.redis or os.environ.get("REDIS_URL")
+    if not url:
+        if args.peer:
+            raise _Exit(EXIT_USAGE, "demo --peer needs --redis URL or REDIS_URL")
         return run_demo(port=args.port, metrics=not args.no_metrics)
     _redis_module()
     args.redis_target = target = _target(args)
@@ -310,8 +314,21 @@ def _demo(args: argparse.Namespace) -> int:
         storage = _storage(args, timeout=1.0)
     except _Exit as stop:
         raise _Exit(stop.status, target.scrub(stop.message)) from None
+    if args.peer:
+        return run_peer(storage=storage)
+    # The second process gets the URL through its environment, never its command line
+    # (where `ps` would show a password); the password's file or variable goes along.
+    argv = [sys.executable, "-m", "resilience", "demo", "--peer", "--prefix", args.prefix]
+    password_file = getattr(args, "redis_password_file", None)
+    if password_file is not None:
+        argv += ["--redis-password-file", password_file]
+    peer = Peer(argv=argv, env={**os.environ, "REDIS_URL": url})
     return run_demo(
-        port=args.port, metrics=not args.no_metrics, storage=storage, storage_shown=target.shown
+        port=args.port,
+        metrics=not args.no_metrics,
+        storage=storage,
+        storage_shown=target.shown,
+        peer=peer,
     )
 
 
@@ -329,12 +346,13 @@ def _add_demo(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         parents=[_redis_options()],
-        help="watch a dependency degrade, fail and recover behind a breaker, retry and timeout",
+        help="watch the whole toolkit keep a checkout alive while its dependency fails",
         description=(
-            "Run a ten-second scenario: a simulated service degrades, fails and recovers "
-            "while requests reach it through a named circuit breaker, a retry with jitter "
-            "and a timeout. With --redis URL the breaker's state is shared through Redis "
-            "(which must answer: exit status 2 if it does not)."
+            "Run a ten-second scenario: seeded chaos makes a simulated service slow, "
+            "flaky, down and healthy again while requests reach it through a pipeline "
+            "(rate limiter, deadline, retry, circuit breaker, bulkhead, attempt timeout) "
+            "and a hedge. With --redis URL a second process of the demo shares the "
+            "breaker and the rate limit through Redis (which must answer: exit status 2 if it does not)."
         ),
     )
     parser.add_argument(
@@ -344,6 +362,8 @@ def _add_demo(commands: Any) -> None:
         help="serve /metrics and /health on 127.0.0.1:PORT while it runs (0: any free port)",
     )
     parser.add_argument("--no-metrics", action="store_true", help="serve no metrics")
+    # The second process of --redis (see resilience._demo_peer); not for people.
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=_demo)
 
 

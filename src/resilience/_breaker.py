@@ -597,7 +597,7 @@ class CircuitBreaker:
         """
         return self._run_async(func, args, kwargs)
 
-    async def _run_async(  # noqa: C901  # the hot path is inlined on purpose, as in _run
+    async def _run_async(  # the hot path is inlined on purpose, as in _run
         self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
         """Run one awaited call; ``call_async`` and the async wrapper both land here."""
