@@ -352,7 +352,8 @@ def _add_demo(commands: Any) -> None:
             "flaky, down and healthy again while requests reach it through a pipeline "
             "(rate limiter, deadline, retry, circuit breaker, bulkhead, attempt timeout) "
             "and a hedge. With --redis URL a second process of the demo shares the "
-            "breaker and the rate limit through Redis (which must answer: exit status 2 if it does not)."
+            "breaker and the rate limit through Redis (which must answer: exit status 2 "
+            "if it does not)."
         ),
     )
     parser.add_argument(

@@ -1213,27 +1213,6 @@ class CircuitBreaker:
             )
         return state.value, totals, rate, None if since is None else now - since, entered
 
-    def _strategy_info(self) -> StrategyInfo:
-        """Describe the breaker for a ``Pipeline``: its kind, name and options."""
-        settings = self._settings
-        return {
-            "kind": "circuit_breaker",
-            "name": self._name,
-            "options": {
-                "failure_threshold": settings.failure_threshold,
-                "recovery_timeout": settings.recovery_timeout,
-                "success_threshold": settings.success_threshold,
-                "half_open_max_calls": settings.half_open_max_calls,
-                "policy": settings.policy,
-                "failure_on": settings.failure_on,
-                "ignore": settings.ignore,
-                "failure_on_result": settings.failure_on_result,
-                "fallback": settings.fallback,
-                "clock": settings.clock,
-                "storage": getattr(self, "storage", None),
-            },
-        }
-
     def __repr__(self) -> str:
         return f"<CircuitBreaker name={self._name!r} state={self._state.value}>"
 
