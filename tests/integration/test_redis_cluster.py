@@ -188,8 +188,8 @@ def test_a_state_and_window_share_one_slot(cluster) -> None:
 
 def test_a_rate_limit_is_shared_across_the_cluster(cluster) -> None:
     """Limiters on separate cluster clients draw from one burst; partitions spread out."""
-    a = RateLimiter(5.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
-    b = RateLimiter(5.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
+    a = RateLimiter(1.0, 60.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
+    b = RateLimiter(1.0, 60.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
     assert [a.try_acquire(), b.try_acquire(), a.try_acquire(), b.try_acquire()] == [
         True,
         True,
