@@ -27,7 +27,8 @@ CLOSED (-1), now (0 when the time it left CLOSED is -1, since the server's clock
 only when needed), admitted (1/0), whether a metrics-only trip was counted (1/0); the
 stats operation adds failure count, success count, window calls (-1 for a consecutive
 policy), minimum calls, slow calls, shadow trips, the fleet's successes, failures,
-rejections and ignored calls, and the time of the last transition. A stats or
+rejections and ignored calls, and the time of the last transition (while OPEN or
+FORCED_OPEN the counts are those that opened the circuit, SPEC §8). A stats or
 non-creating force on an unknown circuit replies nil.
 """
 
@@ -108,11 +109,30 @@ local function recovery(n)
   return waits[math.min(n, #waits)]
 end
 
+-- SPEC §8: while OPEN or FORCED_OPEN the circuit reports the counts that opened it. They
+-- stay in the scalars (run, ok, or calls, fails, slow): only the window's storage goes, as
+-- nothing is recorded until the circuit leaves, which restarts everything. From HALF_OPEN
+-- they are the trial's (a failed trial, its successes before) and pol = 1 makes the stats
+-- report run and ok with no rate. From OPEN to FORCED_OPEN they stay as they are.
+local function hold(old)
+  gen = gen + 1
+  trial = 0
+  if old == OPEN then return end
+  if old == HALF_OPEN then
+    run, pol = (st == OPEN) and 1 or 0, 1
+    return
+  end
+  local c, f, s = calls, fails, slow
+  clear_window()
+  calls, fails, slow = c, f, s
+end
+
 local function to(new)
   if st == new then return false end
+  local old = st
   st = new
   chg = clock()
-  restart()
+  if new == OPEN or new == FORCED_OPEN then hold(old) else restart() end
   if new == OPEN or new == FORCED_OPEN or new == HALF_OPEN then
     if since < 0 then since = now end
     if new == OPEN then
@@ -283,9 +303,13 @@ elseif op == 'f' then
   if not new then
     return redis.error_reply('ERR resilience: cannot force state ' .. name)
   end
+  -- The counts FORCED_OPEN holds are those of the window as it stands now.
+  if new == FORCED_OPEN and wkk == 3 and (st == CLOSED or st == METRICS_ONLY) then
+    advance(wks)
+  end
   if not to(new) and new == CLOSED then restart() end
 elseif op == 's' then
-  if wkk == 3 then advance(wks) end
+  if wkk == 3 and st ~= OPEN and st ~= FORCED_OPEN then advance(wks) end  -- held while open
 end
 
 local data = struct.pack(FORMAT, st, gen, since, retry, trips, run, ok, trial, trial_at, chg,
