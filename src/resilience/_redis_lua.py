@@ -15,8 +15,11 @@ time (amortised for a time window: each bucket is listed once and dropped once).
 ARGV: 1 operation (a: admit, r: record, f: force, s: stats), 2 TTL in ms ('' keeps the
 stored one), 3 calls rejected from a cache, 4 generation, 5 outcomes, 6 stale outcomes,
 7 the policy (admit, record) or the state to force (force), 8 (force only) create ('1') or
-leave an unknown circuit alone ('0'). The policy is one string of comma-separated fields
-(few arguments keep the client's encoding cheap): c(onsecutive) or r(ate), threshold,
+leave an unknown circuit alone ('0'), 9 (tests only, normally absent) the time in
+microseconds to use instead of the server's ``TIME``: the seam through which
+tests/integration/test_redis_model.py drives a real server with a fake clock. The policy
+is one string of comma-separated fields (few arguments keep the client's encoding
+cheap): c(onsecutive) or r(ate), threshold,
 window n(calls) or t(ime), window size (calls or seconds), minimum calls, slow-call rate
 ('' for none), success threshold, half-open slots, and the recovery waits in microseconds,
 separated by ';', for the 1st, 2nd, ... trip in a row (the last repeats).
@@ -50,8 +53,11 @@ local BUCKET = '>dI4I4I4'  -- a closed time-window bucket: its index, calls, fai
 local now = nil
 local function clock()
   if not now then
-    local t = redis.call('TIME')
-    now = t[1] * 1000000 + t[2]
+    now = tonumber(ARGV[9])  -- a test's clock (see the module docstring), or the server's
+    if not now then
+      local t = redis.call('TIME')
+      now = t[1] * 1000000 + t[2]
+    end
   end
   return now
 end
