@@ -2,6 +2,11 @@
 
 After every step (success, failure, ignored error, slow call, clock advance, reset and
 the operator states) the breaker's state and counters must equal the model's.
+
+One model, three circuits (SPEC §6): the same machine runs against the in-process
+breaker, a breaker with ``storage=InMemoryStorage(...)`` (here) and one with
+``storage=RedisStorage(...)`` on a real redis-server
+(tests/integration/test_redis_model.py), with the same expectations.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from resilience import (
+    BreakerStorage,
     CircuitBreaker,
     CircuitOpenError,
     ConsecutiveFailures,
@@ -26,7 +32,7 @@ from resilience import (
     TripPolicy,
 )
 from resilience._windows import bucket_count
-from resilience.testing import FakeClock
+from resilience.testing import FakeClock, InMemoryStorage
 
 RECOVERY = 5.0
 SUCCESS_THRESHOLD = 2
@@ -188,14 +194,21 @@ class BreakerMachine(RuleBasedStateMachine):
         self.model: Model
         self.breaker: CircuitBreaker
 
+    def storage(self) -> BreakerStorage | None:
+        """The storage of the circuit under test; None: the in-process breaker."""
+        return None
+
     @initialize(policy=st.sampled_from(POLICIES))
     def make(self, policy: TripPolicy) -> None:
+        storage = self.storage()
+        shared: dict[str, Any] = {} if storage is None else {"name": "model", "storage": storage}
         self.breaker = CircuitBreaker(
             policy=policy,
             recovery_timeout=RECOVERY,
             success_threshold=SUCCESS_THRESHOLD,
             ignore=KeyError,
             clock=self.clock,
+            **shared,
         )
         self.model = Model(policy=policy, now=self.clock())
 
@@ -274,6 +287,16 @@ class BreakerMachine(RuleBasedStateMachine):
         if model.since is not None:
             assert stats["open_for"] == pytest.approx(model.now - model.since)
 
+    def teardown(self) -> None:
+        """A shared circuit's fleet totals end equal to this, its only process's, totals."""
+        breaker = getattr(self, "breaker", None)
+        if breaker is None or self.storage() is None:
+            return
+        breaker._push()  # what the atexit flush sends (SPEC §6)
+        stats = breaker.get_stats()
+        fleet = {key: value for key, value in stats.items() if key.startswith("total_")}
+        assert stats["fleet"] == fleet
+
 
 BreakerMachine.TestCase.settings = settings(
     max_examples=150,
@@ -282,3 +305,17 @@ BreakerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_breaker_matches_reference_model = BreakerMachine.TestCase
+
+
+class InMemoryStorageMachine(BreakerMachine):
+    """The same steps and model, against a breaker whose circuit is an InMemoryStorage's."""
+
+    def storage(self) -> BreakerStorage | None:
+        """One storage per example, on the machine's clock."""
+        if not hasattr(self, "_storage"):
+            self._storage = InMemoryStorage(clock=self.clock)
+        return self._storage
+
+
+InMemoryStorageMachine.TestCase.settings = BreakerMachine.TestCase.settings
+test_in_memory_storage_matches_reference_model = InMemoryStorageMachine.TestCase

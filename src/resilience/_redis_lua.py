@@ -15,8 +15,11 @@ time (amortised for a time window: each bucket is listed once and dropped once).
 ARGV: 1 operation (a: admit, r: record, f: force, s: stats), 2 TTL in ms ('' keeps the
 stored one), 3 calls rejected from a cache, 4 generation, 5 outcomes, 6 stale outcomes,
 7 the policy (admit, record) or the state to force (force), 8 (force only) create ('1') or
-leave an unknown circuit alone ('0'). The policy is one string of comma-separated fields
-(few arguments keep the client's encoding cheap): c(onsecutive) or r(ate), threshold,
+leave an unknown circuit alone ('0'), 9 (tests only, normally absent) the time in
+microseconds to use instead of the server's ``TIME``: the seam through which
+tests/integration/test_redis_model.py drives a real server with a fake clock. The policy
+is one string of comma-separated fields (few arguments keep the client's encoding
+cheap): c(onsecutive) or r(ate), threshold,
 window n(calls) or t(ime), window size (calls or seconds), minimum calls, slow-call rate
 ('' for none), success threshold, half-open slots, and the recovery waits in microseconds,
 separated by ';', for the 1st, 2nd, ... trip in a row (the last repeats).
@@ -27,7 +30,8 @@ CLOSED (-1), now (0 when the time it left CLOSED is -1, since the server's clock
 only when needed), admitted (1/0), whether a metrics-only trip was counted (1/0); the
 stats operation adds failure count, success count, window calls (-1 for a consecutive
 policy), minimum calls, slow calls, shadow trips, the fleet's successes, failures,
-rejections and ignored calls, and the time of the last transition. A stats or
+rejections and ignored calls, and the time of the last transition (while OPEN or
+FORCED_OPEN the counts are those that opened the circuit, SPEC §8). A stats or
 non-creating force on an unknown circuit replies nil.
 """
 
@@ -49,8 +53,11 @@ local BUCKET = '>dI4I4I4'  -- a closed time-window bucket: its index, calls, fai
 local now = nil
 local function clock()
   if not now then
-    local t = redis.call('TIME')
-    now = t[1] * 1000000 + t[2]
+    now = tonumber(ARGV[9])  -- a test's clock (see the module docstring), or the server's
+    if not now then
+      local t = redis.call('TIME')
+      now = t[1] * 1000000 + t[2]
+    end
   end
   return now
 end
@@ -108,11 +115,30 @@ local function recovery(n)
   return waits[math.min(n, #waits)]
 end
 
+-- SPEC §8: while OPEN or FORCED_OPEN the circuit reports the counts that opened it. They
+-- stay in the scalars (run, ok, or calls, fails, slow): only the window's storage goes, as
+-- nothing is recorded until the circuit leaves, which restarts everything. From HALF_OPEN
+-- they are the trial's (a failed trial, its successes before) and pol = 1 makes the stats
+-- report run and ok with no rate. From OPEN to FORCED_OPEN they stay as they are.
+local function hold(old)
+  gen = gen + 1
+  trial = 0
+  if old == OPEN then return end
+  if old == HALF_OPEN then
+    run, pol = (st == OPEN) and 1 or 0, 1
+    return
+  end
+  local c, f, s = calls, fails, slow
+  clear_window()
+  calls, fails, slow = c, f, s
+end
+
 local function to(new)
   if st == new then return false end
+  local old = st
   st = new
   chg = clock()
-  restart()
+  if new == OPEN or new == FORCED_OPEN then hold(old) else restart() end
   if new == OPEN or new == FORCED_OPEN or new == HALF_OPEN then
     if since < 0 then since = now end
     if new == OPEN then
@@ -283,9 +309,13 @@ elseif op == 'f' then
   if not new then
     return redis.error_reply('ERR resilience: cannot force state ' .. name)
   end
+  -- The counts FORCED_OPEN holds are those of the window as it stands now.
+  if new == FORCED_OPEN and wkk == 3 and (st == CLOSED or st == METRICS_ONLY) then
+    advance(wks)
+  end
   if not to(new) and new == CLOSED then restart() end
 elseif op == 's' then
-  if wkk == 3 then advance(wks) end
+  if wkk == 3 and st ~= OPEN and st ~= FORCED_OPEN then advance(wks) end  -- held while open
 end
 
 local data = struct.pack(FORMAT, st, gen, since, retry, trips, run, ok, trial, trial_at, chg,

@@ -40,7 +40,7 @@ from resilience._storage import BreakerStorage, StoredState, check_storage_error
 from resilience._validate import check_name, check_number
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["RedisStorage"]
 
@@ -380,10 +380,24 @@ class RedisStorage(BreakerStorage):
         self._script = client.register_script(SCRIPT)
         return self._script
 
+    # Tests only: a clock (seconds) whose time replaces the server's TIME in the breaker
+    # script (its ARGV[9]), so a test drives a real server's circuit with a FakeClock
+    # (tests/test_state_machine.py). Never set it in production: processes would disagree.
+    _test_clock: Callable[[], float] | None = None
+
+    def _timed(self, args: Sequence[Any]) -> Sequence[Any]:
+        """Add the test clock's time to a breaker script's arguments, when it is set."""
+        clock = self._test_clock
+        if clock is None:
+            return args
+        return (*args, *("",) * (8 - len(args)), str(round(clock() * 1e6)))
+
     def _run(self, keys: list[str], args: Sequence[Any], *, gcra: bool = False) -> Any:
         """Run a script (the breaker's, or the rate limit's) once on the bounded client."""
         if self._script is None:
             self._bind()
+        if not gcra:
+            args = self._timed(args)
         script = self._gcra_script if gcra else self._script
         if self._pool is None:
             return script(keys=keys, args=args)
@@ -392,7 +406,7 @@ class RedisStorage(BreakerStorage):
     async def _run_async(self, keys: list[str], args: Sequence[Any]) -> Any:
         """Run the script once on the asyncio client, giving up after ``timeout``."""
         async with asyncio.timeout(self._timeout):
-            return await self._ascript(keys=keys, args=args)
+            return await self._ascript(keys=keys, args=self._timed(args))
 
     @property
     def prefix(self) -> str:

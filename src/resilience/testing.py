@@ -8,6 +8,7 @@ import inspect
 import threading
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast, overload
 
+from resilience._memory_storage import InMemoryStorage
 from resilience._retry import INSTANT, TESTING
 from resilience._validate import check_callable, check_int, check_number
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     import types
     from collections.abc import Callable
 
-__all__ = ["FakeClock", "instant_retries", "retries"]
+__all__ = ["FakeClock", "InMemoryStorage", "instant_retries", "retries"]
 
 P = ParamSpec("P")
 R = TypeVar("R")

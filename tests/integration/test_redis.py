@@ -754,3 +754,71 @@ def test_on_storage_error_is_validated(redis_server) -> None:
         RedisStorage(redis_server.client(), on_storage_error="fallback")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="on_storage_error"):
         RedisStorage(redis_server.client(), on_storage_error=None)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- SPEC §8: counts while open
+
+
+def counts(breaker: CircuitBreaker) -> tuple[object, int, int, float | None]:
+    """Return the shared circuit's state and the counts an operator reads."""
+    stats = breaker.get_stats()
+    return stats["state"], stats["failure_count"], stats["success_count"], stats["failure_rate"]
+
+
+def test_an_open_shared_circuit_shows_the_failures_that_opened_it(pair) -> None:
+    """After three failures with failure_threshold=3 every process reads 3 while OPEN."""
+    a, b = pair(failure_threshold=3)
+    b.call(ok)
+    failing(a, 3)
+    assert counts(a) == ("open", 3, 0, None)
+    assert counts(b) == ("open", 3, 0, None)
+    a.open()  # OPEN -> FORCED_OPEN keeps them
+    assert counts(b) == ("forced_open", 3, 0, None)
+    a.reset()
+    assert counts(b) == ("closed", 0, 0, None)
+
+
+def test_an_open_rate_circuit_keeps_its_rate_until_half_open(pair, clock) -> None:
+    """A count window's failures, successes and rate stay while OPEN; HALF_OPEN starts at 0."""
+    policy = FailureRate(threshold=0.5, window=CountWindow(4), minimum_calls=3)
+    a, _ = pair(policy=policy, recovery_timeout=0.2, success_threshold=2)
+    a.call(ok)
+    failing(a, 2)
+    assert counts(a) == ("open", 2, 1, pytest.approx(2 / 3))
+    wait(clock, 0.25)
+    assert counts(a) == ("half_open", 0, 0, None)
+    a.call(ok)
+    failing(a)  # a failed trial: that failure and the trial's success are held
+    assert counts(a) == ("open", 1, 1, None)
+
+
+def test_forcing_open_holds_the_time_window_as_it_stands(pair) -> None:
+    """open() on a closed time-window circuit holds its current counts, then keeps them."""
+    policy = FailureRate(threshold=1.0, window=TimeWindow(60.0), minimum_calls=2)
+    a, b = pair(policy=policy)
+    a.call(ok)
+    failing(b)
+    b.open()
+    assert counts(a) == ("forced_open", 1, 1, 0.5)
+    a.disable()
+    assert counts(a) == ("disabled", 0, 0, None)
+    a.open()
+    assert counts(a) == ("forced_open", 0, 0, None)
+
+
+def test_a_circuit_written_in_the_25_field_layout_still_runs(redis_server, clock) -> None:
+    """An open circuit stored by an older version (200 bytes) reads and trips again."""
+    import struct  # only this test edits the packed state
+
+    client = redis_server.client()
+    storage = RedisStorage(client)
+    breaker = CircuitBreaker(name="svc", failure_threshold=2, clock=clock, storage=storage)
+    failing(breaker, 2)
+    key, _ = storage.keys("svc")
+    fields = struct.unpack(">28d", client.get(key))
+    client.set(key, struct.pack(">25d", *fields[:25]), keepttl=True)
+    assert counts(breaker) == ("open", 2, 0, None)
+    breaker.reset()
+    failing(breaker, 2)
+    assert counts(breaker) == ("open", 2, 0, None)
+    assert len(client.get(key)) == 28 * 8
