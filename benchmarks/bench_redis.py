@@ -34,7 +34,18 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 # Commands the RedisStorage script runs inside Redis: commandstats counts them too.
-INSIDE_SCRIPT = {"time", "get", "set", "pexpire", "del", "getrange", "setrange"}
+INSIDE_SCRIPT = {
+    "time",
+    "get",
+    "set",
+    "pexpire",
+    "del",
+    "getrange",
+    "setrange",
+    "rpush",
+    "lpop",
+    "lindex",
+}
 
 
 class CountingConnection(redis.Connection):
@@ -72,37 +83,65 @@ def counting_client(url: str) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-def measure(label: str, call: Callable[[], object], calls: int, admin: redis.Redis) -> dict:
-    for _ in range(min(1000, calls // 10)):  # warm up: connections, script cache
-        call()
+ROUNDS = 5
+
+
+def _segment(call: Callable[[], object], calls: int, admin: redis.Redis) -> dict[str, float]:
+    """Time ``calls`` calls and read what the client sent and the server ran for them."""
     admin.config_resetstat()
     CountingConnection.sent = 0
     start = time.perf_counter()
     for _ in range(calls):
         call()
     elapsed = time.perf_counter() - start
-    trips = CountingConnection.sent / calls
     stats = admin.info("commandstats")
-    commands = sum(
-        v["calls"]
-        for k, v in stats.items()
-        if k.removeprefix("cmdstat_") not in {"config|resetstat", "info"}
-    )
-    # With EVALSHA in the mix, the commands our script runs inside Redis are not the client's.
+    overhead = {"config|resetstat", "info"}
+    # With EVALSHA in the mix, the commands our script runs inside Redis are not the
+    # client's, and EVALSHA's own time already includes theirs.
     inside = INSIDE_SCRIPT if "cmdstat_evalsha" in stats else set()
-    issued = sum(
-        v["calls"]
-        for k, v in stats.items()
-        if k.removeprefix("cmdstat_") not in inside | {"config|resetstat", "info"}
-    )
+    own = {k: v for k, v in stats.items() if k.removeprefix("cmdstat_") not in overhead}
+    issued = {k: v for k, v in own.items() if k.removeprefix("cmdstat_") not in inside}
     return {
-        "label": label,
-        "ns": elapsed / calls * 1e9,
-        "per_s": calls / elapsed,
-        "trips": trips,
-        "commands": commands / calls,
-        "issued": issued / calls,
+        "elapsed": elapsed,
+        "calls": calls,
+        "trips": CountingConnection.sent,
+        "commands": sum(v["calls"] for v in own.values()),
+        "issued": sum(v["calls"] for v in issued.values()),
+        "usec": sum(v["usec"] for v in issued.values()),
     }
+
+
+def measure(
+    rows: list[tuple[str, Callable[[], object], int]], admin: redis.Redis
+) -> list[dict[str, Any]]:
+    """Measure every row in ROUNDS alternating rounds, so load drifts hit all alike."""
+    for _, call, calls in rows:
+        for _ in range(min(1000, calls // 10)):  # warm up: connections, script cache
+            call()
+    totals = {
+        label: dict.fromkeys(("elapsed", "calls", "trips", "commands", "issued", "usec"), 0.0)
+        for label, _, _ in rows
+    }
+    for _ in range(ROUNDS):
+        for label, call, calls in rows:
+            for key, value in _segment(call, max(1, calls // ROUNDS), admin).items():
+                totals[label][key] += value
+    results = []
+    for label, _, _ in rows:
+        t = totals[label]
+        n = t["calls"]
+        results.append(
+            {
+                "label": label,
+                "ns": t["elapsed"] / n * 1e9,
+                "per_s": n / t["elapsed"],
+                "trips": t["trips"] / n,
+                "commands": t["commands"] / n,
+                "issued": t["issued"] / n,
+                "usec": t["usec"] / n,
+            }
+        )
+    return results
 
 
 def main() -> None:
@@ -139,15 +178,19 @@ def main() -> None:
             ),
         )
         n = args.calls
-        results = [
-            measure("bare call", work, n * 10, admin),
-            measure("resilience, in memory", lambda: memory.call(work), n * 10, admin),
-            measure("resilience + RedisStorage", lambda: shared.call(work), n, admin),
-            measure(
-                "resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n, admin
-            ),
-            measure("pybreaker + CircuitRedisStorage", lambda: py.call(work), n, admin),
-        ]
+        empty = admin.register_script("return 1")
+        results = measure(
+            [
+                ("bare call", work, n * 10),
+                ("resilience, in memory", lambda: memory.call(work), n * 10),
+                ("resilience + RedisStorage", lambda: shared.call(work), n),
+                ("resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n),
+                ("(an empty Lua script, for scale)", empty, n),
+                ("pybreaker + CircuitRedisStorage", lambda: py.call(work), n),
+            ],
+            admin,
+        )
+        baseline = results[-2]
     finally:
         if process is not None:
             process.kill()
@@ -156,16 +199,24 @@ def main() -> None:
     pyb = results[-1]["per_s"]
     print(
         f"{'':42} {'ns/call':>10} {'calls/s':>10} {'x bare':>8} {'x pybreaker':>12} "
-        f"{'trips/call':>11} {'cmds/call':>10}"
+        f"{'trips/call':>11} {'cmds/call':>10} {'Redis cmds':>11} {'server us':>10}"
     )
     for r in results:
+        if r is baseline:
+            continue
         print(
             f"{r['label']:42} {r['ns']:>10.0f} {r['per_s']:>10.0f} {r['ns'] / bare:>8.1f} "
-            f"{r['per_s'] / pyb:>12.2f} {r['trips']:>11.3f} {r['issued']:>10.3f}"
+            f"{r['per_s'] / pyb:>12.2f} {r['trips']:>11.3f} {r['issued']:>10.3f} "
+            f"{r['commands']:>11.3f} {r['usec']:>10.1f}"
         )
     print(
         "trips/call: packets the client sent; cmds/call: commands it issued (server count,"
-        " commands run inside our script excluded)"
+        " commands run inside our script excluded); Redis cmds: every command the server"
+        " ran, inside scripts included; server us: Redis's time per call (commandstats)"
+    )
+    print(
+        f"scale: an empty EVALSHA costs this server {baseline['usec']:.1f} us "
+        f"and the client {baseline['ns'] / 1000:.0f} us per call in this run"
     )
     print(f"python {sys.version.split()[0]}, redis-py {redis.__version__}")
 

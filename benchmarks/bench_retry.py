@@ -239,7 +239,7 @@ def main() -> None:
     for scenario, library, ns, ratio in rows:
         print(f"| {scenario} | {library} | {ns:,.0f} | {ratio:.1f}x |")
     print(
-        "\nTargets for resilience: first-try <= 10x a bare call, async first-try <= 5x a bare "
+        "\nTargets for resilience: first-try <= 8x a bare call, async first-try <= 5x a bare "
         "await, 3 failures then success <= 3 us per call."
     )
 

@@ -28,6 +28,10 @@ SUITES: list[tuple[str, str, list[str], list[str], str | None]] = [
     ("Timeouts and deadlines", "bench_timeouts.py", [], [], None),
     ("Metrics", "bench_metrics.py", [], ["--breakers", "2000", "--scrapes", "3"], None),
     ("Shared state through Redis", "bench_redis.py", [], ["--calls", "3000"], "redis-server"),
+    ("Fault injection switched off", "bench_chaos.py", [], [], None),
+    ("OpenTelemetry", "bench_otel.py", [], [], None),
+    ("Hedged requests", "hedging.py", [], ["--calls", "50000", "--http", "1000"], None),
+    ("Rate limiting", "bench_ratelimit.py", [], ["--quick"], "redis-server"),
 ]
 
 HEADER = """# Performance

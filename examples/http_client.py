@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
+try:
+    import httpx
+except ImportError:  # not in the README's first virtualenv: say what to install, no traceback
+    sys.exit("http_client.py needs httpx: pip install 'httpx>=0.27'")
 
 from resilience import CircuitBreaker, CircuitOpenError, CircuitState, retry_api_call
 from resilience.testing import FakeClock

@@ -25,13 +25,17 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-import httpx
+try:
+    import httpx
+except ImportError:  # not in the README's first virtualenv: say what to install, no traceback
+    sys.exit("llm_client.py needs httpx: pip install 'httpx>=0.27'")
 
 from resilience import CircuitBreaker, CircuitOpenError, CircuitState, get_timeout, retry_api_call
 from resilience.testing import FakeClock

@@ -6,7 +6,7 @@ named breaker ``demo-dependency``; ``--simulate`` keeps calling it from a backgr
 thread, with outages now and then, so the Grafana dashboard in ``monitoring/`` has
 something to show.
 
-Run it (``pip install 'resilience[prometheus]'`` first)::
+Run it (``pip install 'resilient-calls[prometheus]'`` first)::
 
     python examples/metrics_app.py --port 8000 --simulate
     curl http://127.0.0.1:8000/metrics

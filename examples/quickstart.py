@@ -26,6 +26,11 @@ def fetch_stock(sku: str) -> int:
     return len(sku)
 
 
+def counted(number: int, singular: str, plural: str) -> str:
+    """Say ``1 success`` and ``2 successes``, not ``1 successes``."""
+    return f"{number} {singular if number == 1 else plural}"
+
+
 def main() -> None:
     print("The dependency is down; the breaker counts failures:")
     for attempt in range(1, 6):
@@ -44,10 +49,13 @@ def main() -> None:
     print(f"  stock: {fetch_stock('sku-42')}")
     stats = breaker.get_stats()
     assert stats["state"] == CircuitState.CLOSED.value
-    print(
-        f"Totals: {stats['total_calls']} calls, {stats['total_failures']} failures, "
-        f"{stats['total_rejected']} rejected, {stats['total_successes']} successes."
+    totals = (
+        counted(stats["total_calls"], "call", "calls"),
+        counted(stats["total_failures"], "failure", "failures"),
+        f"{stats['total_rejected']} rejected",
+        counted(stats["total_successes"], "success", "successes"),
     )
+    print(f"Totals: {', '.join(totals)}.")
 
 
 if __name__ == "__main__":

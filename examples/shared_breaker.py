@@ -19,7 +19,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import redis
+try:
+    import redis
+except ImportError:  # not in the README's first virtualenv: say what to install, no traceback
+    sys.exit("shared_breaker.py needs the redis extra: pip install 'resilient-calls[redis]'")
 
 from resilience import CircuitBreaker, CircuitOpenError
 from resilience.redis import RedisStorage
@@ -63,7 +66,7 @@ def start_redis(stack: ExitStack) -> str:
     """Start a private redis-server without persistence on a free loopback port."""
     binary = shutil.which("redis-server")
     if binary is None:
-        sys.exit("no --redis URL given and no redis-server installed")
+        sys.exit("shared_breaker.py needs a Redis: pass --redis URL or install redis-server")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -35,8 +35,14 @@ def _fresh_default_registry() -> Iterator[None]:
 # runs without extras (CI does both). Where real servers are required, nothing is left out:
 # a missing extra must fail there, not vanish.
 _EXTRA_TESTS = {
-    "prometheus_client": ["test_metrics*.py", "test_monitoring_kit.py", "integration/*prometheus*"],
-    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*", "integration/test_demo.py"],
+    "prometheus_client": [
+        "test_metrics*.py",
+        "test_monitoring_kit.py",
+        "integration/*prometheus*",
+        "integration/test_demo.py",
+    ],
+    "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*"],
+    "opentelemetry": ["test_otel*.py", "integration/*otel*"],
 }
 collect_ignore_glob: list[str] = []
 if os.environ.get("RESILIENCE_REQUIRE_SERVERS") != "1":

@@ -16,6 +16,8 @@ from resilience import (
     CircuitBreakerError,
     CircuitOpenError,
     CircuitState,
+    CountWindow,
+    FailureRate,
     ResilienceError,
 )
 from resilience.testing import FakeClock
@@ -770,3 +772,49 @@ def test_shadow_trips_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="resilience"):
         fail(breaker)
     assert "circuit breaker 'shadow' would have opened (metrics-only mode)" in caplog.text
+
+
+def test_open_breaker_reports_the_counts_that_tripped_it(clock: FakeClock) -> None:
+    """SPEC §8: three failures with threshold 3 show failure_count 3 while OPEN."""
+    breaker = CircuitBreaker(failure_threshold=3, recovery_timeout=10.0, clock=clock)
+    fail(breaker, 3)
+    stats = breaker.get_stats()
+    assert (stats["state"], stats["failure_count"], stats["failure_rate"]) == ("open", 3, None)
+    clock.advance(10.0)
+    stats = breaker.get_stats()  # HALF_OPEN starts from zero
+    assert (stats["state"], stats["failure_count"], stats["success_count"]) == ("half_open", 0, 0)
+
+
+def test_open_breaker_keeps_the_failure_rate_that_tripped_it(clock: FakeClock) -> None:
+    """A FailureRate trip keeps its rate, counts and the metrics row's rate while OPEN."""
+    policy = FailureRate(threshold=0.5, window=CountWindow(4), minimum_calls=4)
+    breaker = CircuitBreaker(policy=policy, recovery_timeout=10.0, clock=clock)
+    ok(breaker)
+    ok(breaker)
+    fail(breaker, 2)
+    stats = breaker.get_stats()
+    assert stats["state"] == "open"
+    assert (stats["failure_count"], stats["success_count"], stats["failure_rate"]) == (2, 2, 0.5)
+    assert breaker._metrics_row()[2] == 0.5
+    clock.advance(10.0)
+    assert breaker._metrics_row()[2] is None  # HALF_OPEN measures nothing yet
+
+
+def test_a_failed_trial_reopens_with_that_one_failure(clock: FakeClock) -> None:
+    """Re-opened by a failed trial, the breaker reports the one failure that did it."""
+    breaker = CircuitBreaker(failure_threshold=2, recovery_timeout=1.0, clock=clock)
+    fail(breaker, 2)
+    clock.advance(1.0)
+    fail(breaker)
+    stats = breaker.get_stats()
+    assert (stats["state"], stats["failure_count"]) == ("open", 1)
+
+
+def test_forcing_open_keeps_the_counts_held_then(clock: FakeClock) -> None:
+    """``open()`` keeps what the policy held; ``reset()`` clears it."""
+    breaker = CircuitBreaker(failure_threshold=5, clock=clock)
+    fail(breaker, 2)
+    breaker.open()
+    assert breaker.get_stats()["failure_count"] == 2
+    breaker.reset()
+    assert breaker.get_stats()["failure_count"] == 0

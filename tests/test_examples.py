@@ -56,6 +56,7 @@ def test_quickstart_runs() -> None:
     out = run_example("quickstart.py")
     assert "rejected without calling" in out
     assert "half_open -> closed" in out
+    assert "Totals: 6 calls, 3 failures, 2 rejected, 1 success." in out
 
 
 @needs_httpx
@@ -117,7 +118,7 @@ def test_deadlines_stop_retries_and_refuse_late_calls() -> None:
     """The deadlines example stops retrying before the deadline and refuses a late query."""
     out = run_example("deadlines.py")
     # Exact figures depend on how busy the machine is: match their shape.
-    assert re.search(r"waiting 0\.\d+s more would pass the deadline", out), out
+    assert re.search(r"waiting 0\.\d+s more would reach the deadline", out), out
     assert re.search(r"only 0\.\d+ s left before the deadline, 0\.3 s needed", out), out
     assert "neither the database nor the breaker saw it" in out
     assert number(r"Breaker profile-db: (\d+) calls", out) == 3
@@ -141,3 +142,56 @@ def test_shared_breaker_example_opens_one_circuit_for_two_processes() -> None:
     assert "rejected at once: circuit open" in out
     assert "circuit breaker payments-api: open -> closed" in out
     assert "circuit 'payments-api' is closed again" in out
+
+
+# What the README's first virtualenv (`pip install -e '.[prometheus]'`) lacks.
+_NOT_IN_THE_FIRST_VENV = {"httpx": "pip install 'httpx>=0.27'", "redis": "[redis]'"}
+
+
+@pytest.mark.parametrize(
+    ("example", "module"),
+    [("http_client.py", "httpx"), ("llm_client.py", "httpx"), ("shared_breaker.py", "redis")],
+    ids=["http_client", "llm_client", "shared_breaker"],
+)
+def test_an_example_without_its_dependency_says_what_to_install(example, module) -> None:
+    """Run from the README's first venv, the example says in one line what to install."""
+    path = str(ROOT / "examples" / example)
+    code = (
+        f"import runpy, sys; sys.modules[{module!r}] = None; sys.argv = [{path!r}]; "
+        f"runpy.run_path({path!r}, run_name='__main__')"
+    )
+    paths = [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{example} needs ")
+    assert "pip install '" in line
+    assert _NOT_IN_THE_FIRST_VENV[module] in line
+
+
+def test_every_example_outside_the_first_venv_guards_its_import() -> None:
+    """Each example importing httpx or redis guards the import with an install hint."""
+    for path in sorted((ROOT / "examples").glob("*.py")):
+        source = path.read_text()
+        for module, hint in _NOT_IN_THE_FIRST_VENV.items():
+            if re.search(rf"^\s*import {module}\b", source, re.MULTILINE):
+                assert f"    import {module}\nexcept ImportError:" in source, path.name
+                assert hint in source, path.name
+
+
+def test_chaos_suite_stays_green_behind_retry_and_breaker() -> None:
+    """10% injected faults turn the bare suite red; retry and breaker keep it green."""
+    out = run_example("chaos_suite.py")
+    assert re.search(r"no chaos:\s+3 tests, 0 failed: green", out)
+    assert re.search(r"unprotected:\s+3 tests, [1-3] failed: RED", out)
+    assert re.search(r"retry \+ breaker:\s+3 tests, 0 failed: green", out)
+    assert number(r"injected (\d+) faults", out) > 0
+    assert "the breaker stayed closed" in out

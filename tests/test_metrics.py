@@ -133,7 +133,7 @@ def test_metrics_without_prometheus_client_names_the_extra():
         check=True,
         env={"PYTHONPATH": SRC},
     )
-    assert "pip install 'resilience[prometheus]'" in out.stdout
+    assert "pip install 'resilient-calls[prometheus]'" in out.stdout
     assert out.stdout.strip().endswith("| ModuleNotFoundError")
 
 
@@ -313,11 +313,12 @@ def test_register_metrics_with_a_second_breaker_registry_reads_both():
     one, two = BreakerRegistry(), BreakerRegistry()
     one.get("a")
     two.get("b")
-    two.get("a").open()  # the same name in the second registry: the first one wins
+    two.get("a").open()  # the same name in the second registry: the later-made one's state
     register_metrics(registry, one)
     register_metrics(registry, two)
     state = "resilience_circuit_breaker_state"
-    assert value(registry, state, name="a", state="closed") == 1
+    assert value(registry, state, name="a", state="forced_open") == 1
+    assert value(registry, state, name="a", state="closed") == 0
     assert value(registry, state, name="b", state="closed") == 1
 
 

@@ -1,7 +1,9 @@
+import importlib
+import itertools
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,64 @@ def variable_selectors() -> list[str]:
     return selectors
 
 
+# The strategies of SPEC §10-§13: where each lives, how to make a named one that has
+# something to report, and the series SPEC §5/§14 fixes for it. The kit's panels and alerts
+# were built alongside the strategies: while one is not in this tree yet, its fixed series
+# stand in for a scrape; once it is, a real scrape of it decides.
+_STRATEGIES: dict[str, tuple[str, Callable[[Any], Any], set[str]]] = {
+    "Bulkhead": (
+        "resilience",
+        lambda cls: cls(2, name="kit-bulkhead"),
+        {
+            "resilience_bulkhead_calls_total",
+            "resilience_bulkhead_in_flight",
+            "resilience_bulkhead_queued",
+            "resilience_bulkhead_limit",
+        },
+    ),
+    "RateLimiter": (
+        "resilience",
+        lambda cls: cls(100.0, name="kit-limiter"),
+        {"resilience_rate_limiter_calls_total"},
+    ),
+    "Hedge": (
+        "resilience",
+        lambda cls: cls(delay=1.0, name="kit-hedge"),
+        {"resilience_hedge_calls_total", "resilience_hedge_hedges_total"},
+    ),
+    "AdaptiveThrottle": (
+        "resilience",
+        lambda cls: cls(name="kit-throttle"),
+        {
+            "resilience_throttle_requests_total",
+            "resilience_throttle_accepts_total",
+            "resilience_throttle_rejected_total",
+        },
+    ),
+    "Chaos": (
+        "resilience.chaos",
+        lambda cls: cls(behavior=lambda: None, rate=1.0, name="kit-chaos"),
+        {"resilience_chaos_calls_total", "resilience_chaos_injected_total"},
+    ),
+}
+
+
+def _strategy_class(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def _names(text: str) -> set[str]:
+    """Sample names and family names (a family may have no sample yet) of an exposition."""
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.update(sample.name for sample in family.samples)
+        names.add(family.name + "_total" if family.type == "counter" else family.name)
+    return names
+
+
 @pytest.fixture(scope="module")
 def exported() -> set[str]:
     """The sample names the library exports, read from a real scrape."""
@@ -95,10 +155,19 @@ def exported() -> set[str]:
     rated = breakers.get("rated", policy=FailureRate(window=CountWindow(1), minimum_calls=1))
     rated.call(lambda: None)
     _retry_stats.counter_for(f"kit-{uuid.uuid4()}").record(attempts=1, succeeded=True)
+    alive, announced = [], set()
+    for name, (module, make, series) in _STRATEGIES.items():
+        cls = _strategy_class(module, name)
+        if cls is None:
+            announced |= series
+            continue
+        strategy = make(cls)
+        strategy.call(lambda: None)
+        alive.append(strategy)  # observed weakly: keep it alive through the scrape
     registry = CollectorRegistry()
     register_metrics(registry, breakers)
     text = generate_latest(registry).decode()
-    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    return _names(text) | announced
 
 
 def test_metric_names_parser_skips_functions_labels_and_keywords():
@@ -111,9 +180,46 @@ def test_metric_names_parser_skips_functions_labels_and_keywords():
 
 
 def test_kit_has_rules_and_dashboard_queries():
-    """The kit has the three alerts and a query for each dashboard panel."""
-    assert len(rule_expressions()) == 3
-    assert len(dashboard_expressions()) >= 7
+    """The kit has nine alerts and a query for each dashboard panel."""
+    assert len(rule_expressions()) == 9
+    assert len(dashboard_expressions()) >= 13
+
+
+def test_kit_covers_every_new_strategy():
+    """Each strategy's series appear in a panel and in an alert rule."""
+    panel_names = set().union(*map(metric_names, dashboard_expressions()))
+    rule_names = set().union(*map(metric_names, rule_expressions()))
+    for name, (_, _, series) in _STRATEGIES.items():
+        assert series & panel_names, name
+        assert series & rule_names, name
+
+
+def test_every_alert_has_a_unit_test_that_fires_it():
+    """alerts_test.yml expects each alert of alerts.yml to fire at least once."""
+    alerts = set(re.findall(r"^\s*- alert: (\w+)$", (KIT / "alerts.yml").read_text(), re.MULTILINE))
+    tests = (KIT / "alerts_test.yml").read_text()
+    fired = set(re.findall(r"alertname: (\w+)\n\s*exp_alerts:\n\s*- exp_labels:", tests))
+    assert len(alerts) == 9
+    assert alerts == fired
+
+
+def test_dashboard_panels_have_unique_ids_and_do_not_overlap():
+    """Panel ids are unique and no two panels share a cell of Grafana's 24-column grid."""
+    every = list(panels(dashboard()["panels"]))
+    ids = [panel["id"] for panel in every]
+    assert len(ids) == len(set(ids))
+
+    def cells(panel: dict[str, Any]) -> set[tuple[int, int]]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        return {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+
+    for one, other in itertools.combinations(every, 2):
+        assert not cells(one) & cells(other), (one["title"], other["title"])
 
 
 @pytest.mark.parametrize(
@@ -138,6 +244,12 @@ def test_dashboard_covers_what_the_brief_asks():
         "Failure rate",
         "Transitions",
         "Retry attempts per second",
+        "Bulkhead saturation",
+        "Bulkhead calls per second",
+        "Rate limiter: share of calls limited",
+        "Hedging: extra load",
+        "Adaptive throttle: share rejected locally",
+        "Chaos injections per second",
     ):
         assert titles[title] == "timeseries"
 

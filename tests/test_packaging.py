@@ -151,12 +151,14 @@ def test_version_comes_from_one_place():
 
 
 def test_wheel_metadata_version_is_the_package_version(dists):
-    """The wheel's metadata carries ``resilience.__version__``."""
+    """The wheel's metadata carries ``resilience.__version__`` and the distribution's name."""
     with zipfile.ZipFile(dists["wheel"]) as wheel:
         (metadata,) = [name for name in wheel.namelist() if name.endswith(".dist-info/METADATA")]
         lines = wheel.read(metadata).decode().splitlines()
     assert f"Version: {resilience.__version__}" in lines
-    assert dists["wheel"].name.startswith(f"resilience-{resilience.__version__}-")
+    assert "Name: resilient-calls" in lines
+    assert dists["wheel"].name.startswith(f"resilient_calls-{resilience.__version__}-")
+    assert dists["sdist"].name == f"resilient_calls-{resilience.__version__}.tar.gz"
 
 
 def test_installed_import_loads_only_the_standard_library(venv_python):
@@ -180,7 +182,7 @@ def test_installed_metrics_without_its_extra_says_what_to_install(venv_python):
     """In a virtualenv without prometheus-client, ``resilience.metrics`` names its extra."""
     result = _run(venv_python, "-I", "-c", "import resilience.metrics")
     assert result.returncode != 0
-    assert "pip install 'resilience[prometheus]'" in result.stderr
+    assert "pip install 'resilient-calls[prometheus]'" in result.stderr
 
 
 def test_installed_cli_help_runs(venv_python):
@@ -189,3 +191,12 @@ def test_installed_cli_help_runs(venv_python):
     assert result.returncode == 0, result.stderr
     assert "usage" in result.stdout.lower()
     assert "demo" in result.stdout
+
+
+def test_installed_cli_without_redis_says_which_extra_to_install(venv_python):
+    """In a virtualenv without redis-py, a Redis command says in one line what to install."""
+    result = _run(venv_python, "-I", "-m", "resilience", "status", "--redis", "redis://127.0.0.1/0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: the Redis commands need redis-py: pip install 'resilient-calls[redis]'"
+    ]

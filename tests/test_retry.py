@@ -26,7 +26,9 @@ from resilience import (
     retry_with_backoff,
 )
 from resilience import _retry_stats as retry_stats
-from resilience._retry import RetryAttempt, _parse_retry_after, _Policy, _retry_after_header
+from resilience._http_hints import parse_retry_after as _parse_retry_after
+from resilience._http_hints import retry_after_of as _retry_after_header
+from resilience._retry import RetryAttempt, _Policy
 from resilience.backoff import Constant, Linear
 from resilience.testing import FakeClock, instant_retries
 
@@ -457,15 +459,16 @@ def test_max_elapsed_stops_before_a_sleep_would_pass_it(sleeps, clock):
         )(flaky)()
     assert sleeps.delays == [1.0, 2.0]  # 3 s passed; waiting 4 more would reach 7 > 6
     assert flaky.calls == 3
-    assert "would pass max_elapsed=6s" in caught.value.__notes__[0]
+    assert "would reach max_elapsed=6s" in caught.value.__notes__[0]
 
 
-def test_a_wait_ending_exactly_at_max_elapsed_is_allowed(sleeps, clock):
-    """A wait that ends exactly at max_elapsed does not pass it."""
-    retry_with_backoff(
-        max_retries=3, base_delay=1.0, jitter=False, max_elapsed=3.0, sleep=sleeps, clock=clock
-    )(Flaky(2))()
-    assert sleeps.delays == [1.0, 2.0]
+def test_a_wait_ending_exactly_at_max_elapsed_stops(sleeps, clock):
+    """The next attempt must start before max_elapsed, as before a deadline: one inequality."""
+    with pytest.raises(ConnectionError):
+        retry_with_backoff(
+            max_retries=3, base_delay=1.0, jitter=False, max_elapsed=3.0, sleep=sleeps, clock=clock
+        )(Flaky(2))()
+    assert sleeps.delays == [1.0]  # 1 s passed; 2 s more would start attempt 3 at 3.0
 
 
 def test_max_elapsed_counts_the_time_attempts_take(sleeps, clock):
@@ -483,14 +486,14 @@ def test_max_elapsed_counts_the_time_attempts_take(sleeps, clock):
 
 
 def test_an_enclosing_deadline_stops_retries_before_sleeping_past_it(sleeps, clock):
-    """Inside deadline(s), a wait that would pass the deadline is not taken."""
+    """Inside deadline(s), a wait that would reach the deadline is not taken."""
     flaky = Flaky(10)
     with deadline(2.5), pytest.raises(ConnectionError) as caught:
         retry_with_backoff(max_retries=10, base_delay=1.0, jitter=False, sleep=sleeps, clock=clock)(
             flaky
         )()
     assert sleeps.delays == [1.0, 2.0]  # the fake sleeps take no real time
-    assert "would pass the deadline" in caught.value.__notes__[0]
+    assert "would reach the deadline" in caught.value.__notes__[0]
 
 
 def test_a_passed_deadline_stops_even_zero_delay_retries(clock):
@@ -645,12 +648,13 @@ def test_named_retries_count_calls_and_attempts(clock, failures, max_retries, ou
 
 
 def test_a_named_retry_counts_an_interrupted_call_as_failed(clock):
-    """A call ended by a BaseException counts as failed, with its attempts."""
+    """A call ended by a BaseException counts its attempts but no outcome: not a failure."""
     name = unique_name()
     call = retry_with_backoff(name=name, clock=clock)(Flaky(1, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         call()
-    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_without_retry"] == 1
+    assert retry_stats.counter_for(name).snapshot()["attempts"] == 1
+    assert sum(retry_stats.counter_for(name).snapshot()["outcomes"].values()) == 0
 
 
 class _nothing:  # noqa: N801  # reads like contextlib.nullcontext in the test above
@@ -710,10 +714,10 @@ def test_methods_are_retried_with_their_instance(clock):
     assert (client.get("k"), client.calls) == ("K", 3)
 
 
-def test_generator_functions_are_refused():
-    """Decorating a generator function raises TypeError at decoration time."""
+def test_async_generator_functions_are_refused():
+    """Decorating an async generator function raises TypeError at decoration time."""
 
-    def numbers():
+    async def numbers():
         yield 1
 
     with pytest.raises(TypeError, match="generator function"):
@@ -769,7 +773,11 @@ def test_one_policy_decorates_many_functions(clock):
             "backoff replaces base_delay, max_delay, exponential_base and jitter",
         ),
         ({"backoff": Constant(1.0), "jitter": False}, ValueError, "got backoff=.* jitter=False"),
-        ({"budget": 0.2}, TypeError, "budget must be a RetryBudget or None, got 0.2"),
+        (
+            {"budget": 0.2},
+            TypeError,
+            "budget must be a RetryBudget, a RetryThrottle or None, got 0.2",
+        ),
         ({"name": ""}, ValueError, "name must not be empty"),
         ({"name": 7}, TypeError, "name must be a str, got 7"),
         ({"sleep": None}, TypeError, "sleep must be callable, got None"),
@@ -908,7 +916,9 @@ async def test_cancelling_a_task_during_a_backoff_sleep_ends_it_at_once():
         await task
     assert time.monotonic() - started < 1.0
     assert flaky.calls == 1
-    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_without_retry"] == 1
+    assert (
+        sum(retry_stats.counter_for(name).snapshot()["outcomes"].values()) == 0
+    )  # a cancellation is no failure
 
 
 @pytest.mark.asyncio
@@ -1319,7 +1329,7 @@ def test_a_retry_after_header_in_seconds_is_waited(clock, sleeps):
         jitter=False,
         base_delay=0.1,
         retry_if=lambda e: True,
-        hint=_retry_after_header,
+        retry_after=_retry_after_header,
         sleep=sleeps,
         clock=clock,
     )
@@ -1329,9 +1339,7 @@ def test_a_retry_after_header_in_seconds_is_waited(clock, sleeps):
 
 def test_a_retry_after_attribute_wins_over_the_header(clock, sleeps):
     """A retry_after attribute is read before the response header."""
-    policy = _Policy.build(
-        jitter=False, base_delay=0.1, hint=_retry_after_header, sleep=sleeps, clock=clock
-    )
+    policy = _Policy.build(jitter=False, base_delay=0.1, sleep=sleeps, clock=clock)
     error = HTTPError(503, {"Retry-After": "7"})
     error.retry_after = 2.0  # type: ignore[attr-defined]
     policy.call(Flaky(1, error), (), {})
@@ -1390,10 +1398,10 @@ def test_a_raising_hint_source_is_logged_and_ignored(clock, sleeps, caplog):
     def broken(exc: BaseException) -> float | None:
         raise RuntimeError
 
-    policy = _Policy.build(jitter=False, hint=broken, sleep=sleeps, clock=clock)
+    policy = _Policy.build(jitter=False, retry_after=broken, sleep=sleeps, clock=clock)
     policy.call(Flaky(1), (), {})
     assert sleeps.delays == [1.0]
-    assert "retry-after hint" in caplog.text
+    assert "retry_after of retry None raised" in caplog.text
 
 
 # ------------------------------------------------------------------ instant_retries, FakeClock
@@ -1564,7 +1572,7 @@ def test_integer_delays_from_a_custom_backoff_are_used_as_seconds(sleeps, clock)
 
 
 def test_an_interrupted_sleep_ends_the_call_and_counts_it(clock):
-    """A KeyboardInterrupt during a backoff sleep propagates and the call counts as failed."""
+    """A KeyboardInterrupt during a backoff sleep propagates; the call is not a failure."""
     name = unique_name()
 
     def interrupted(seconds: float) -> None:
@@ -1574,12 +1582,13 @@ def test_an_interrupted_sleep_ends_the_call_and_counts_it(clock):
     with pytest.raises(KeyboardInterrupt):
         retry_with_backoff(name=name, sleep=interrupted, clock=clock)(flaky)()
     assert flaky.calls == 1
-    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_without_retry"] == 1
+    assert retry_stats.counter_for(name).snapshot()["attempts"] == 1
+    assert sum(retry_stats.counter_for(name).snapshot()["outcomes"].values()) == 0
 
 
 @pytest.mark.asyncio
 async def test_an_interrupted_async_sleep_ends_the_call_and_counts_it(clock):
-    """An exception from an async backoff sleep propagates and the call counts as failed."""
+    """An interrupt from an async backoff sleep propagates; the call is not a failure."""
     name = unique_name()
 
     async def interrupted(seconds: float) -> None:
@@ -1587,7 +1596,7 @@ async def test_an_interrupted_async_sleep_ends_the_call_and_counts_it(clock):
 
     with pytest.raises(KeyboardInterrupt):
         await retry_with_backoff(name=name, sleep=interrupted, clock=clock)(as_async(Flaky(3)))()
-    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_without_retry"] == 1
+    assert sum(retry_stats.counter_for(name).snapshot()["outcomes"].values()) == 0
 
 
 @pytest.mark.asyncio
@@ -1596,7 +1605,7 @@ async def test_an_interrupted_async_sleep_ends_the_call_and_counts_it(clock):
     [
         (Flaky(0), "success_without_retry"),
         (Flaky(1, ValueError()), "failed_without_retry"),
-        (Flaky(1, KeyboardInterrupt()), "failed_without_retry"),
+        (Flaky(1, KeyboardInterrupt()), None),
         (Flaky(1), "success_with_retry"),
     ],
     ids=["success", "not-retried", "interrupted", "retried"],
@@ -1609,7 +1618,8 @@ async def test_named_async_retries_count_calls(clock, flaky, outcome):
     )(as_async(flaky))
     with contextlib.suppress(ValueError, KeyboardInterrupt):
         await wrapped()
-    assert retry_stats.counter_for(name).snapshot()["outcomes"][outcome] == 1
+    outcomes = retry_stats.counter_for(name).snapshot()["outcomes"]
+    assert outcomes == {key: int(key == outcome) for key in outcomes}
 
 
 @pytest.mark.asyncio
@@ -1698,14 +1708,14 @@ def _interrupted_on_second_attempt():
 
 
 def test_an_interrupt_on_a_later_attempt_ends_the_call_and_counts_it(clock):
-    """A BaseException on attempt 2 propagates at once; the call counts two attempts."""
+    """A BaseException on attempt 2 propagates at once; two attempts, no outcome."""
     name = unique_name()
     with pytest.raises(KeyboardInterrupt):
         retry_with_backoff(name=name, base_delay=0.0, clock=clock)(
             _interrupted_on_second_attempt()
         )()
     snapshot = retry_stats.counter_for(name).snapshot()
-    assert (snapshot["attempts"], snapshot["outcomes"]["failed_with_retry"]) == (2, 1)
+    assert (snapshot["attempts"], sum(snapshot["outcomes"].values())) == (2, 0)
 
 
 @pytest.mark.asyncio
@@ -1719,4 +1729,5 @@ async def test_an_interrupt_on_a_later_async_attempt_ends_the_call_and_counts_it
 
     with pytest.raises(KeyboardInterrupt):
         await retry_with_backoff(name=name, base_delay=0.0, clock=clock)(async_call)()
-    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_with_retry"] == 1
+    snapshot = retry_stats.counter_for(name).snapshot()
+    assert (snapshot["attempts"], sum(snapshot["outcomes"].values())) == (2, 0)

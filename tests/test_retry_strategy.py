@@ -163,3 +163,82 @@ def test_bad_options_fail_at_construction() -> None:
         Retry(max_retries=-1)
     with pytest.raises(TypeError, match="max_retries"):
         Retry(max_retries=1.5)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ one engine
+
+
+def test_retry_and_give_up_events_reach_subscribers() -> None:
+    """Every retry emits a "retry" event and the last failure a "give_up" event."""
+    from resilience import _events
+
+    seen: list[_events.Event] = []
+    unsubscribe = _events.subscribe(seen.append)
+    try:
+        with pytest.raises(ConnectionError):
+            Retry(max_retries=2, base_delay=0.0, name="events").call(Flaky(9))
+    finally:
+        unsubscribe()
+    assert [(e.name, e.kind, e.strategy, e.attributes["attempt"]) for e in seen] == [
+        ("retry", "retry", "events", 1),
+        ("retry", "retry", "events", 2),
+        ("give_up", "retry", "events", 3),
+    ]
+    assert seen[0].attributes["delay"] == 0.0
+    assert seen[-1].attributes["reason"] == "max_retries=2 reached"
+    assert isinstance(seen[-1].exception, ConnectionError)
+
+
+def test_events_name_the_enclosing_pipeline() -> None:
+    """Events emitted inside a call context carry its pipeline name."""
+    from resilience import _events
+
+    seen: list[_events.Event] = []
+    unsubscribe = _events.subscribe(seen.append)
+    token = _current.set(CallContext("checkout"))
+    try:
+        Retry(max_retries=1, base_delay=0.0).call(Flaky(1))
+    finally:
+        _current.reset(token)
+        unsubscribe()
+    assert [(e.name, e.pipeline) for e in seen] == [("retry", "checkout")]
+
+
+def test_a_decorated_function_keeps_its_defaults() -> None:
+    """The wrapper keeps __defaults__ and __kwdefaults__ besides what functools.wraps copies."""
+
+    @Retry()
+    def fetch(url: str, retries: int = 2, *, timeout: float = 1.0) -> str:
+        return url
+
+    assert fetch.__defaults__ == (2,)
+    assert fetch.__kwdefaults__ == {"timeout": 1.0}
+    assert fetch("u") == "u"
+
+
+def test_every_surface_drives_the_same_engine() -> None:
+    """The decorator, retry_on_failure, RetryContext and Retry.call give up identically."""
+    from resilience import RetryContext, retry_on_failure
+
+    notes = []
+    options = {"max_retries": 2, "base_delay": 0.0, "name": "same"}
+    for run in (
+        lambda f: Retry(**options)(f)(),
+        lambda f: Retry(**options).call(f),
+        lambda f: retry_on_failure(f, **options),
+    ):
+        flaky = Flaky(9)
+        with pytest.raises(ConnectionError) as info:
+            run(flaky)
+        notes.append((flaky.calls, info.value.__notes__[-1].split(" in ")[0]))
+    flaky = Flaky(9)
+
+    def loop() -> None:
+        for attempt in RetryContext(**options):
+            with attempt:
+                flaky()
+
+    with pytest.raises(ConnectionError) as info:
+        loop()
+    notes.append((flaky.calls, info.value.__notes__[-1].split(" in ")[0]))
+    assert notes == [(3, "retry 'same' gave up after 3 attempts")] * 4

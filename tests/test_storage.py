@@ -94,7 +94,7 @@ def test_resilience_redis_without_redis_py_names_the_extra() -> None:
     result = subprocess.run(  # this interpreter, fixed code
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert "pip install 'resilience[redis]'" in result.stdout
+    assert "pip install 'resilient-calls[redis]'" in result.stdout
 
 
 def test_an_in_memory_breaker_keeps_its_lock_free_path() -> None:

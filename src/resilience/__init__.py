@@ -11,9 +11,12 @@ from resilience._budget import RetryBudget
 from resilience._bulkhead import Bulkhead
 from resilience._deadline import check_deadline, deadline, remaining
 from resilience._fallback import Fallback, Outcome
+from resilience._hedge import Hedge
 from resilience._pipeline import Pipeline
 from resilience._policies import ConsecutiveFailures, FailureRate, TripPolicy
+from resilience._rate_limiter import RateLimiter
 from resilience._registry import (
+    BreakerOptions,
     BreakerRegistry,
     circuit_breaker,
     default_registry,
@@ -29,8 +32,10 @@ from resilience._retry import (
     retry_on_failure,
     retry_with_backoff,
 )
+from resilience._retry_stats import RetryStatistics, forget_retry, retry_statistics
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
+from resilience._throttle import AdaptiveThrottle, RetryThrottle
 from resilience._time_limits import Deadline, Timeout
 from resilience._timeouts import (
     DEFAULT_TIMEOUT,
@@ -43,6 +48,7 @@ from resilience._timeouts import (
     validate_timeout,
 )
 from resilience._windows import CountWindow, TimeWindow
+from resilience.chaos import Chaos
 from resilience.exceptions import (
     BulkheadFullError,
     CircuitBreakerError,
@@ -56,10 +62,13 @@ from resilience.exceptions import (
 
 __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py checks
     "AdaptiveLimit",
+    "AdaptiveThrottle",
+    "BreakerOptions",
     "BreakerRegistry",
     "BreakerStorage",
     "Bulkhead",
     "BulkheadFullError",
+    "Chaos",
     "CircuitBreaker",
     "CircuitBreakerError",
     "CircuitOpenError",
@@ -70,11 +79,13 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "Deadline",
     "FailureRate",
     "Fallback",
+    "Hedge",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "Outcome",
     "Pipeline",
     "RateLimitedError",
+    "RateLimiter",
     "ResilienceError",
     "ResilienceWarning",
     "Retry",
@@ -82,6 +93,8 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "RetryContext",
     "RetryError",
     "RetryState",
+    "RetryStatistics",
+    "RetryThrottle",
     "StoredState",
     "TIMEOUTS",
     "ThrottledError",
@@ -93,6 +106,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "circuit_breaker",
     "deadline",
     "default_registry",
+    "forget_retry",
     "get_circuit_breaker",
     "get_timeout",
     "remaining",
@@ -100,6 +114,7 @@ __all__ = [  # noqa: RUF022  # plain sorted() order, as tests/test_public_api.py
     "retry_api_call",
     "retry_network_operation",
     "retry_on_failure",
+    "retry_statistics",
     "retry_with_backoff",
     "timeout",
     "validate_timeout",

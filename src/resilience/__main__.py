@@ -4,8 +4,9 @@
 
 ``status [NAME]`` shows every circuit breaker shared under a prefix (or one); ``open``,
 ``close``, ``reset`` and ``disable NAME`` force a state on every process at once. The Redis
-URL comes from ``--redis`` or the ``REDIS_URL`` environment variable; a password in it is
-never printed.
+URL comes from ``--redis`` or the ``REDIS_URL`` environment variable; the password from
+``--redis-password-file``, else ``REDIS_PASSWORD``, else the URL. No part of a password is
+ever printed, however the URL is written (see ``resilience._redis_url``).
 
 Exit status: 0 on success, 1 for an unknown breaker, 2 for bad usage, an unreachable
 Redis or refused credentials.
@@ -21,16 +22,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final, NoReturn
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 
+from resilience._redis_url import BadRedisURLError, RedisTarget, read_redis_url, redact
 from resilience._state import CircuitState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from types import ModuleType
 
     from resilience.redis import RedisStorage
 
@@ -40,6 +41,7 @@ EXIT_OK: Final = 0
 EXIT_UNKNOWN: Final = 1
 EXIT_USAGE: Final = 2
 _TIMEOUT: Final = 5.0  # seconds to wait for Redis before calling it unreachable
+PASSWORD_ENV: Final = "REDIS_PASSWORD"  # noqa: S105  # the variable's name, not a secret
 
 _FORCED: Final = {
     "open": (CircuitState.FORCED_OPEN, "force a breaker open: every call is rejected"),
@@ -61,83 +63,101 @@ class _Exit(Exception):  # noqa: N818  # a control-flow signal, not an error typ
 # ---------------------------------------------------------------------- secrets
 
 
-def _secrets(url: str) -> list[str]:
-    """Return the password in ``url`` as written and decoded, longest first."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return []
-    if not password:
-        return []
-    return sorted({password, unquote(password)}, key=len, reverse=True)
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return _scrub("<unparsable URL>", url)
-    if not password:
-        return url
-    userinfo = f"{parts.username or ''}:***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
-
-
-_USERINFO: Final = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
-
-
-def _scrub(text: str, url: str = "") -> str:
-    """Remove every trace of a password from ``text``: ``url``'s, and any URL's."""
-    for secret in _secrets(url):
-        text = text.replace(secret, "***")
-    return _USERINFO.sub(r"\1***@", text)
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose error messages never show a password."""
 
+    argv: ClassVar[list[str]] = []  # the words being parsed, to find URLs in messages
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {_scrub(message)}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {redact(message, _Parser.argv)}\n")
 
 
 # ---------------------------------------------------------------------- redis
 
+_REDIS_EXTRA: Final = "the Redis commands need redis-py: pip install 'resilient-calls[redis]'"
 
-def _storage(args: argparse.Namespace) -> RedisStorage:
-    """Connect to the Redis of ``--redis``/``REDIS_URL`` and check that it answers."""
-    url: str | None = args.redis or os.environ.get("REDIS_URL")
-    if not url:
-        raise _Exit(EXIT_USAGE, "no Redis given: pass --redis URL or set REDIS_URL")
+
+def _redis_module() -> ModuleType:
+    """Return redis-py, or stop with one line naming the extra to install."""
     try:
         import redis  # noqa: PLC0415  # only the Redis commands need it
 
-        from resilience.redis import RedisStorage  # noqa: PLC0415  # the same
-    except ImportError as exc:
-        raise _Exit(EXIT_USAGE, str(exc)) from None
-    shown = mask_url(url)
+        import resilience.redis  # noqa: PLC0415, F401  # the same; checks redis-py's version too
+    except ImportError:
+        raise _Exit(EXIT_USAGE, _REDIS_EXTRA) from None
+    return redis
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """Return the password of ``--redis-password-file`` or ``$REDIS_PASSWORD``, if any."""
+    path: str | None = getattr(args, "redis_password_file", None)
+    if path is None:
+        return os.environ.get(PASSWORD_ENV) or None
     try:
-        client = redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
+        with open(path, encoding="utf-8") as file:  # noqa: PTH123  # a path from the user
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise _Exit(EXIT_USAGE, f"cannot read the Redis password file {path!r}: {reason}") from None
+    password = text.removesuffix("\n").removesuffix("\r")  # editors end files with a newline
+    if not password:
+        raise _Exit(EXIT_USAGE, f"the Redis password file {path!r} is empty")
+    return password
+
+
+def _target(args: argparse.Namespace) -> RedisTarget:
+    """Read the Redis URL of ``--redis``/``REDIS_URL`` and the password given apart."""
+    url: str | None = args.redis or os.environ.get("REDIS_URL")
+    if not url:
+        raise _Exit(EXIT_USAGE, "no Redis given: pass --redis URL or set REDIS_URL")
+    password = _password(args)
+    try:
+        return read_redis_url(url, password=password)
+    except BadRedisURLError as exc:
+        raise _Exit(EXIT_USAGE, f"bad Redis URL: {exc}") from None
+
+
+def _storage(args: argparse.Namespace, *, timeout: float = _TIMEOUT) -> RedisStorage:
+    """Connect to the Redis of ``--redis``/``REDIS_URL`` and check that it answers.
+
+    What is printed of a failure is the URL's shown form and redis-py's message, never
+    the text of an error redis-py raises about the URL's options (it may quote them).
+    """
+    redis = _redis_module()
+    from resilience.redis import RedisStorage  # noqa: PLC0415  # only the Redis commands need it
+
+    target: RedisTarget = args.redis_target
+    shown = target.shown
+    try:
+        client = redis.Redis.from_url(
+            target.connect_url,
+            password=target.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+    except Exception as exc:
+        raise _Exit(
+            EXIT_USAGE, f"bad Redis URL {shown}: redis-py refused it ({type(exc).__name__})"
+        ) from None
+    try:
         storage = RedisStorage(client, prefix=args.prefix)
-    except (ValueError, TypeError) as exc:
-        raise _Exit(EXIT_USAGE, _scrub(f"bad Redis URL or prefix {shown}: {exc}", url)) from None
-    try:
         client.ping()
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
-        raise _Exit(
-            EXIT_USAGE, _scrub(f"Redis at {shown} refused the credentials: {exc}", url)
-        ) from None
+        raise _Exit(EXIT_USAGE, f"Redis at {shown} refused the credentials: {exc}") from None
     except redis.ResponseError as exc:
         if str(exc).startswith(("NOAUTH", "WRONGPASS")):
-            raise _Exit(
-                EXIT_USAGE, _scrub(f"Redis at {shown} refused the credentials: {exc}", url)
-            ) from None
-        raise _Exit(EXIT_USAGE, _scrub(f"Redis at {shown} answered: {exc}", url)) from None
+            raise _Exit(EXIT_USAGE, f"Redis at {shown} refused the credentials: {exc}") from None
+        raise _Exit(EXIT_USAGE, f"Redis at {shown} answered: {exc}") from None
     except (redis.RedisError, OSError) as exc:
-        raise _Exit(EXIT_USAGE, _scrub(f"cannot reach Redis at {shown}: {exc}", url)) from None
+        raise _Exit(EXIT_USAGE, f"cannot reach Redis at {shown}: {exc}") from None
+    except ValueError as exc:  # RedisStorage's, about the prefix
+        raise _Exit(EXIT_USAGE, str(exc)) from None
+    except Exception as exc:  # an option of the URL's query that the connection refuses
+        raise _Exit(
+            EXIT_USAGE,
+            f"cannot use the Redis URL {shown}: an option in it was refused ({type(exc).__name__})",
+        ) from None
     return storage
 
 
@@ -145,15 +165,16 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
     """Turn a Redis failure during ``run`` into exit status 2, without the password."""
 
     def guarded(args: argparse.Namespace) -> int:
-        import redis  # noqa: PLC0415  # only the Redis commands need it
-
-        url = args.redis or os.environ.get("REDIS_URL") or ""
+        redis = _redis_module()
+        args.redis_target = target = _target(args)
         try:
             return run(args)
+        except _Exit as stop:
+            raise _Exit(stop.status, target.scrub(stop.message)) from None
         except ValueError as exc:  # a name that no breaker could have
-            raise _Exit(EXIT_USAGE, _scrub(str(exc), url)) from None
+            raise _Exit(EXIT_USAGE, target.scrub(str(exc))) from None
         except (redis.RedisError, OSError) as exc:
-            raise _Exit(EXIT_USAGE, _scrub(f"Redis failed: {exc}", url)) from None
+            raise _Exit(EXIT_USAGE, target.scrub(f"Redis failed: {exc}")) from None
 
     return guarded
 
@@ -248,6 +269,12 @@ def _redis_options(*, main: bool = False) -> argparse.ArgumentParser:
         help="Redis URL, e.g. redis://:PASSWORD@127.0.0.1:6379/0 (default: $REDIS_URL)",
     )
     options.add_argument(
+        "--redis-password-file",
+        metavar="PATH",
+        default=None if main else argparse.SUPPRESS,
+        help=f"read the Redis password from PATH (default: ${PASSWORD_ENV}, else the URL's)",
+    )
+    options.add_argument(
         "--prefix",
         default="resilience:" if main else argparse.SUPPRESS,
         help="key prefix the breakers use (default: resilience:)",
@@ -272,12 +299,36 @@ def _add_forcing(commands: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from resilience._demo import run_demo  # noqa: PLC0415  # only the demo needs it
+    from resilience._demo import run_demo, run_peer  # noqa: PLC0415  # only the demo needs it
+    from resilience._demo_peer import Peer  # noqa: PLC0415  # the same
 
+    url = args.redis or os.environ.get("REDIS_URL")
+    if not url:
+        if args.peer:
+            raise _Exit(EXIT_USAGE, "demo --peer needs --redis URL or REDIS_URL")
+        return run_demo(port=args.port, metrics=not args.no_metrics)
+    _redis_module()
+    args.redis_target = target = _target(args)
+    try:
+        # A short timeout: the demo's calls wait for it when Redis stops answering.
+        storage = _storage(args, timeout=1.0)
+    except _Exit as stop:
+        raise _Exit(stop.status, target.scrub(stop.message)) from None
+    if args.peer:
+        return run_peer(storage=storage)
+    # The second process gets the URL through its environment, never its command line
+    # (where `ps` would show a password); the password's file or variable goes along.
+    argv = [sys.executable, "-m", "resilience", "demo", "--peer", "--prefix", args.prefix]
+    password_file = getattr(args, "redis_password_file", None)
+    if password_file is not None:
+        argv += ["--redis-password-file", password_file]
+    peer = Peer(argv=argv, env={**os.environ, "REDIS_URL": url})
     return run_demo(
         port=args.port,
         metrics=not args.no_metrics,
-        redis_url=args.redis or os.environ.get("REDIS_URL"),
+        storage=storage,
+        storage_shown=target.shown,
+        peer=peer,
     )
 
 
@@ -295,11 +346,14 @@ def _add_demo(commands: Any) -> None:
     parser = commands.add_parser(
         "demo",
         parents=[_redis_options()],
-        help="watch a dependency degrade, fail and recover behind a breaker, retry and timeout",
+        help="watch the whole toolkit keep a checkout alive while its dependency fails",
         description=(
-            "Run a ten-second scenario: a simulated service degrades, fails and recovers "
-            "while requests reach it through a named circuit breaker, a retry with jitter "
-            "and a timeout. With --redis URL the breaker's state is shared through Redis."
+            "Run a ten-second scenario: seeded chaos makes a simulated service slow, "
+            "flaky, down and healthy again while requests reach it through a pipeline "
+            "(rate limiter, deadline, retry, circuit breaker, bulkhead, attempt timeout) "
+            "and a hedge. With --redis URL a second process of the demo shares the "
+            "breaker and the rate limit through Redis (which must answer: exit status 2 "
+            "if it does not)."
         ),
     )
     parser.add_argument(
@@ -309,6 +363,8 @@ def _add_demo(commands: Any) -> None:
         help="serve /metrics and /health on 127.0.0.1:PORT while it runs (0: any free port)",
     )
     parser.add_argument("--no-metrics", action="store_true", help="serve no metrics")
+    # The second process of --redis (see resilience._demo_peer); not for people.
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(run=_demo)
 
 
@@ -334,11 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    _Parser.argv = words
+    args = build_parser().parse_args(words)
     try:
         return int(args.run(args))
     except _Exit as stop:
-        sys.stderr.write(f"error: {_scrub(stop.message)}\n")
+        sys.stderr.write(f"error: {redact(stop.message, words)}\n")
         return stop.status
 
 

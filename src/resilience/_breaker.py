@@ -25,13 +25,17 @@ import contextvars
 import itertools
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar, cast
 
-from resilience import _fallback
+from resilience import _events, _fallback, _named
+from resilience._critical import escape, section
+from resilience._deadline import remaining
 from resilience._policies import ConsecutiveFailures, TripPolicy, _Tracker
 from resilience._state import CircuitState
 from resilience._validate import (
@@ -39,6 +43,7 @@ from resilience._validate import (
     check_int,
     check_name,
     check_number,
+    check_sync_callable,
     exception_types,
 )
 from resilience._wrap import wrap
@@ -90,10 +95,12 @@ _BLOCKS: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float | None], 
 
 def _filter(name: str, value: object) -> tuple[type[BaseException], ...] | Callable[..., Any]:
     """Normalise ``failure_on``/``ignore``: exception classes to a tuple, else a predicate."""
-    if isinstance(value, tuple) or (isinstance(value, type) and issubclass(value, BaseException)):
+    if isinstance(value, tuple | type):
+        # A class that is not an exception would be called as a predicate, and every
+        # instance it returned would count as a match: refuse it.
         return exception_types(name, value)
     if callable(value):
-        return value
+        return cast("Callable[..., Any]", check_sync_callable(name, value))
     raise TypeError(
         f"{name} must be an exception class, a tuple of them or a predicate, got {value!r}"
     )
@@ -147,7 +154,7 @@ class _Settings:
         """Validate the options and return shared settings for them."""
         check_int("failure_threshold", failure_threshold, minimum=1)
         if callable(recovery_timeout) and not isinstance(recovery_timeout, bool):
-            recovery: float | Backoff = recovery_timeout
+            recovery: float | Backoff = check_sync_callable("recovery_timeout", recovery_timeout)
         else:
             recovery = check_number("recovery_timeout", recovery_timeout, positive=True)
         check_int("success_threshold", success_threshold, minimum=1)
@@ -166,9 +173,11 @@ class _Settings:
             policy=policy,
             failure_on=_filter("failure_on", failure_on),
             ignore=_filter("ignore", ignore),
-            failure_on_result=check_callable("failure_on_result", failure_on_result, optional=True),
+            failure_on_result=check_sync_callable(
+                "failure_on_result", failure_on_result, optional=True
+            ),
             fallback=check_callable("fallback", fallback, optional=True),
-            clock=check_callable("clock", clock),
+            clock=check_sync_callable("clock", clock),
             timed=policy.timed,
             slow_after=getattr(policy, "slow_call_duration", None),
             fast=(
@@ -194,7 +203,12 @@ class _Settings:
     def outcome_of(self, exc: BaseException) -> int:
         """Classify an exception: ``_IGNORED``, ``_FAILURE`` or ``_SUCCESS``."""
         if not isinstance(exc, Exception):
-            return _IGNORED  # cancellation and interpreter exits are never failures
+            if _expired_cancellation(exc):
+                # Our timeout() (or a Timeout/Deadline strategy) cancelled the call: judge
+                # it as the TimeoutError the same timeout raises in sync code.
+                exc = TimeoutError()
+            else:
+                return _IGNORED  # any other cancellation, interpreter exits: never failures
         ignore = self.ignore
         if isinstance(exc, ignore) if type(ignore) is tuple else _matches(ignore, exc):
             return _IGNORED
@@ -205,6 +219,24 @@ class _Settings:
 
 
 _SUCCESS, _FAILURE, _IGNORED = 0, 1, 2
+
+# asyncio.timeout() may fire a hair before the deadline's time.monotonic() due time.
+_EXPIRY_SLACK: Final = 0.001
+
+
+def _expired_cancellation(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is an asyncio cancellation made by an expired deadline.
+
+    ``timeout()`` sets the deadline it enforces, so a ``CancelledError`` that arrives when
+    the innermost deadline has (just) passed is that timeout's doing; one that arrives
+    with time left, or with no deadline at all, is a plain cancellation.
+    """
+    asyncio = sys.modules.get("asyncio")  # no asyncio loaded: no CancelledError either
+    if asyncio is None or not isinstance(exc, asyncio.CancelledError):
+        return False
+    left = remaining()
+    return left is not None and left <= _EXPIRY_SLACK
+
 
 _INTERNED: dict[_Settings, _Settings] = {}
 _INTERN_LIMIT = 1024
@@ -230,17 +262,61 @@ def _read_count(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
+@section
+def _log(level: int, message: str, *args: object, exc_info: bool = False) -> None:
+    """Log on the ``resilience`` logger.
+
+    A section: the standard library's handlers take a lock before their ``try``, so an
+    interrupt landing there would leave that handler's lock held for every logger.
+    """
+    logger.log(level, message, *args, exc_info=exc_info)
+
+
 class _Episode:
     """What a breaker keeps from the moment it leaves CLOSED until it is back."""
 
-    __slots__ = ("retry_at", "since", "trial_ok", "trial_running", "trips")
+    __slots__ = ("held", "retry_at", "since", "trial_ok", "trial_running", "trips")
 
     def __init__(self, since: float) -> None:
         self.since = since  # clock time when the circuit left CLOSED
+        # While OPEN or FORCED_OPEN: the policy's counts when it opened (SPEC §8), as
+        # (failure_count, success_count, failure_rate, slow_calls).
+        self.held: tuple[int, int, float | None, int] | None = None
         self.retry_at: float | None = None  # when OPEN: clock time a trial is allowed
         self.trips = 0  # trips in a row: the n of a backoff recovery_timeout
         self.trial_running = 0
         self.trial_ok = 0
+
+
+def _emit_rejected(error: CircuitOpenError) -> None:
+    """Report a rejection on the event path (only called when someone subscribes)."""
+    _events.emit(
+        "rejected",
+        "circuit_breaker",
+        error.name,
+        error,
+        state=error.state.value,
+        retry_after=error.retry_after,
+    )
+
+
+class _InitSignature:
+    """``inspect.signature(CircuitBreaker)`` and ``help()``: the options of ``__init__``.
+
+    Without it they would show ``__new__``'s ``(**options)``. On an instance it is
+    absent, so a breaker's own signature stays that of ``__call__``.
+    """
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is not None:
+            raise AttributeError("__signature__")
+        import inspect  # noqa: PLC0415  # only help() and introspection need it
+
+        init = inspect.signature(owner.__init__)  # type: ignore[misc]  # the class's own
+        return init.replace(
+            parameters=list(init.parameters.values())[1:],
+            return_annotation=inspect.Signature.empty,
+        )
 
 
 class CircuitBreaker:
@@ -307,6 +383,7 @@ class CircuitBreaker:
 
     _settings: _Settings
     _name: str | None
+    __signature__ = _InitSignature()
 
     def __new__(cls, **options: Any) -> Self:
         # A breaker with storage is a SharedBreaker, whose primitives consult the storage:
@@ -370,6 +447,8 @@ class CircuitBreaker:
 
     def _setup(self, name: str | None, settings: _Settings) -> None:
         self._name = name
+        if name is not None:
+            _named.add(self)  # observed by metrics and health(), held weakly
         self._settings = settings
         # A lock per breaker would cost more memory than the breaker; hold times are a few
         # integer updates, so breakers share a stripe of locks.
@@ -406,9 +485,7 @@ class CircuitBreaker:
             retry_at = episode.retry_at
             now = self._settings.clock()
             if retry_at is not None and now >= retry_at:
-                with self._lock:
-                    change = self._half_open_if_due(now)
-                self._notify(change)
+                self._notify(self._observe_due(now))
                 return self._state
         return state
 
@@ -439,13 +516,18 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            if result.__class__ is CoroutineType:
+                self._refuse_coroutine(gen, func, result)
+            for drawn in self._successes:  # noqa: B007  # a draw without a call: see _run
+                break
             if gen == self._gen:
                 self._last_ok = drawn
             return result
         return self._run(func, args, kwargs)
 
-    def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+    def _run(  # noqa: C901  # the hot path is inlined on purpose, as in call()
+        self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
         """Run one call: the decorator's runner (``call`` inlines the same hot path)."""
         # Hot path: a closed circuit with a lock-free policy. Read the generation before
         # the mode, which transitions clear first and set last.
@@ -456,25 +538,49 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            if result.__class__ is CoroutineType:
+                self._refuse_coroutine(gen, func, result)
+            # A draw with no call in it: no signal handler can run between drawing and
+            # storing, so an interrupt cannot leave a success half recorded.
+            for drawn in self._successes:  # noqa: B007  # the loop is the draw
+                break
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
         ticket = self._acquire()
+        # From here to the ``try`` nothing may call a function that lets a signal handler
+        # run (``isinstance`` does not): an interrupt there would leave the ticket, perhaps
+        # a half-open slot, unrecorded. tests/test_interrupts.py holds us to it.
         if isinstance(ticket, CircuitOpenError):
+            if _events.subscribers:
+                _emit_rejected(ticket)
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
             outcome = _fallback.Outcome(ticket, None, args, kwargs)
             return cast("R", _fallback.answer(_fallback.by_arguments(fallback), outcome))
-        started = self._settings.clock() if self._settings.timed else None
+        started = None
         try:
+            if self._settings.timed:
+                started = self._settings.clock()
             result = func(*args, **kwargs)
         except BaseException as exc:
             self._finish_exception(ticket, exc, started)
             raise
+        if result.__class__ is CoroutineType:
+            self._refuse_coroutine(ticket, func, result)
         self._finish_result(ticket, result, started)
         return result
+
+    def _refuse_coroutine(self, ticket: int, func: object, coroutine: object) -> NoReturn:
+        """Refuse a coroutine function given to a sync form; the call counts as ignored."""
+        self._ignored_call(ticket)  # frees a half-open slot; nothing of it ran
+        # Never awaited: close it rather than leave a "never awaited" warning behind.
+        cast("CoroutineType[Any, Any, Any]", coroutine).close()
+        raise TypeError(
+            f"func must be a plain function for call() or a sync decorator, got {func!r}, "
+            "which returned a coroutine: use `await breaker.call_async(func, ...)`"
+        )
 
     def call_async(
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
@@ -491,7 +597,7 @@ class CircuitBreaker:
         """
         return self._run_async(func, args, kwargs)
 
-    async def _run_async(
+    async def _run_async(  # the hot path is inlined on purpose, as in _run
         self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
         """Run one awaited call; ``call_async`` and the async wrapper both land here."""
@@ -502,20 +608,27 @@ class CircuitBreaker:
             except BaseException as exc:
                 self._finish_exception(gen, exc, None)
                 raise
-            drawn = next(self._successes)
+            # A draw with no call in it: no signal handler can run between drawing and
+            # storing, so an interrupt cannot leave a success half recorded.
+            for drawn in self._successes:  # noqa: B007  # the loop is the draw
+                break
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
         ticket = await self._acquire_async()
-        if isinstance(ticket, CircuitOpenError):
+        if isinstance(ticket, CircuitOpenError):  # nothing else before the try: see _run
+            if _events.subscribers:
+                _emit_rejected(ticket)
             fallback = self._settings.fallback
             if fallback is None:
                 raise ticket
             outcome = _fallback.Outcome(ticket, None, args, kwargs)
             handler = _fallback.by_arguments(fallback)
             return cast("R", await _fallback.answer_async(handler, outcome))
-        started = self._settings.clock() if self._settings.timed else None
+        started = None
         try:
+            if self._settings.timed:
+                started = self._settings.clock()
             result = await func(*args, **kwargs)
         except BaseException as exc:
             await self._finish_exception_async(ticket, exc, started)
@@ -556,6 +669,7 @@ class CircuitBreaker:
     def __enter__(self) -> Self:
         return self._enter_block(self._acquire())
 
+    @section
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -568,8 +682,11 @@ class CircuitBreaker:
         else:
             self._finish_exception(ticket, exc, started)
 
+    @section
     def _enter_block(self, ticket: int | CircuitOpenError) -> Self:
         if isinstance(ticket, CircuitOpenError):
+            if _events.subscribers:
+                _emit_rejected(ticket)
             raise ticket
         started = self._settings.clock() if self._settings.timed else None
         _BLOCKS.set((*_BLOCKS.get(), (self, ticket, started)))
@@ -645,11 +762,24 @@ class CircuitBreaker:
 
     def _acquire_locked(self, now: float) -> int | CircuitOpenError:
         """Admit a call where the state may change: a due or running half-open trial."""
+        # Listeners hear a due OPEN -> HALF_OPEN change before the trial is admitted: an
+        # interrupt raised in a listener must not find a slot taken and not yet handed out.
+        change = self._observe_due(now)
+        if change is not None:
+            self._notify(change)
+        return self._admit(now)
+
+    @section
+    def _observe_due(self, now: float) -> Change | None:
+        """Move a due OPEN circuit to HALF_OPEN and return that change, if any."""
+        with self._lock:
+            return self._half_open_if_due(now)
+
+    @section
+    def _admit(self, now: float) -> int | CircuitOpenError:
+        """Admit a trial call, or count and return the rejection (never a transition)."""
         retry_after: float | None = None
-        lock = self._lock
-        lock.acquire()
-        try:
-            change = self._half_open_if_due(now)
+        with self._lock:
             state = self._state
             episode = self._episode
             ticket: int | None
@@ -661,6 +791,8 @@ class CircuitBreaker:
                     ticket = None
                     retry_after = _HALF_OPEN_FULL_RETRY_AFTER
             elif state is _OPEN and episode is not None and episode.retry_at is not None:
+                # Due only when a trip just now set a retry time already past: the next
+                # call (or read of ``state``) moves it to HALF_OPEN.
                 ticket = None
                 retry_after = max(0.0, episode.retry_at - now)
             elif state is _FORCED_OPEN:
@@ -669,13 +801,8 @@ class CircuitBreaker:
                 ticket = _UNRECORDED if state is _DISABLED else self._gen
             if ticket is None:
                 self._count_rejection()
-        finally:
-            lock.release()
-        if change is not None:
-            self._notify(change)
-        if ticket is None:
-            return CircuitOpenError(self._name, state, retry_after)
-        return ticket
+                return CircuitOpenError(self._name, state, retry_after)
+            return ticket
 
     def _count_rejection(self) -> None:
         """Count one rejected call (outside the lock-free path)."""
@@ -684,6 +811,7 @@ class CircuitBreaker:
             rejected = self._rejected = itertools.count()
         next(rejected)
 
+    @section
     def _succeeded(self, ticket: int, started: float | None) -> None:
         """Record a successful call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
@@ -698,9 +826,7 @@ class CircuitBreaker:
             return
         now = self._settings.clock()
         change = None
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             drawn = next(self._successes)
             if ticket == self._gen:
                 self._last_ok = drawn
@@ -718,11 +844,10 @@ class CircuitBreaker:
                     self._is_slow(started, now),
                 ):
                     change = self._trip(now)
-        finally:
-            lock.release()
         if change is not None:
             self._notify(change)
 
+    @section
     def _failed(self, ticket: int, started: float | None) -> None:
         """Record a failed call admitted with ``ticket``."""
         if ticket == _UNRECORDED:
@@ -730,9 +855,7 @@ class CircuitBreaker:
         # Read before the lock: the clock may be the user's code.
         now = self._settings.clock()
         change = None
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._failures += 1
             if ticket == self._gen:
                 state = self._state
@@ -748,11 +871,10 @@ class CircuitBreaker:
                     self._is_slow(started, now),
                 ):
                     change = self._trip(now)
-        finally:
-            lock.release()
         if change is not None:
             self._notify(change)
 
+    @section
     def _ignored_call(self, ticket: int) -> None:
         """Record a call whose outcome counts as neither success nor failure."""
         if ticket == _UNRECORDED:
@@ -763,6 +885,7 @@ class CircuitBreaker:
             if ticket == self._gen and self._state is _HALF_OPEN and episode is not None:
                 episode.trial_running -= 1  # a cancelled trial frees its slot
 
+    @section
     def _finish_exception(self, ticket: int, exc: BaseException, started: float | None) -> None:
         outcome = self._settings.outcome_of(exc)
         if outcome == _FAILURE:
@@ -783,6 +906,7 @@ class CircuitBreaker:
             logger.exception("failure_on_result of breaker %r raised", self._name)
             return False
 
+    @section
     def _finish_result(self, ticket: int, result: object, started: float | None) -> None:
         if self._result_failed(result):
             self._failed(ticket, started)
@@ -835,6 +959,13 @@ class CircuitBreaker:
             episode = self._episode
             if episode is None:
                 episode = self._episode = _Episode(now)
+            if new is not _HALF_OPEN and old is not _OPEN:
+                # Operators look at the counts that opened it: keep them while it is open.
+                episode.held = (
+                    (int(new is _OPEN), episode.trial_ok, None, 0)  # a failed trial
+                    if old is _HALF_OPEN
+                    else self._tracker.counts(now, self._last_ok)
+                )
             if new is _OPEN:
                 episode.trips += 1
                 # A backoff was evaluated ahead, outside the lock (see _notify).
@@ -862,14 +993,17 @@ class CircuitBreaker:
         try:
             wait = float(timeout(trips))
         except Exception:
-            logger.exception(
+            _log(
+                logging.ERROR,
                 "recovery_timeout backoff of breaker %r raised; waiting %ss",
                 self._name,
                 _FALLBACK_RECOVERY,
+                exc_info=True,
             )
             return _FALLBACK_RECOVERY
         if not math.isfinite(wait):
-            logger.error(
+            _log(
+                logging.ERROR,
                 "recovery_timeout backoff of breaker %r returned %r; waiting %ss",
                 self._name,
                 wait,
@@ -893,26 +1027,46 @@ class CircuitBreaker:
             extras = self._extras = {}
         return extras
 
+    @escape
     def _notify(self, change: Change | None) -> None:
         """Log a transition and tell the listeners, outside the lock."""
         if change is None:
             return
         if change is _SHADOW_TRIP:
-            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
+            _log(
+                logging.WARNING,
+                "circuit breaker %r would have opened (metrics-only mode)",
+                self._name,
+            )
             return
         old, new = change
         if new is _OPEN or new is _CLOSED:
             self._prepare_next_wait()
         level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
-        logger.log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
+        _log(level, "circuit breaker %r: %s -> %s", self._name, old.value, new.value)
+        if _events.subscribers:
+            _events.emit(
+                "state_change",
+                "circuit_breaker",
+                self._name,
+                from_state=old.value,
+                to_state=new.value,
+            )
         for listener in self._listeners:
             try:
                 listener(self, old, new)
             except Exception:
-                logger.exception("listener %r of circuit breaker %r raised", listener, self._name)
+                _log(
+                    logging.ERROR,
+                    "listener %r of circuit breaker %r raised",
+                    listener,
+                    self._name,
+                    exc_info=True,
+                )
 
     # ------------------------------------------------------------------ operators
 
+    @section
     def _operate(self, new: CircuitState) -> None:
         now = self._settings.clock()
         with self._lock:
@@ -946,6 +1100,7 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ listeners
 
+    @section
     def add_listener(self, listener: Listener, /) -> None:
         """Call ``listener(breaker, old_state, new_state)`` after every transition.
 
@@ -955,10 +1110,11 @@ class CircuitBreaker:
         Raises:
             TypeError: ``listener`` is not callable.
         """
-        check_callable("listener", listener)
+        check_sync_callable("listener", listener)
         with self._lock:
             self._listeners = (*self._listeners, listener)
 
+    @section
     def remove_listener(self, listener: Listener, /) -> None:
         """Stop calling ``listener``.
 
@@ -975,6 +1131,7 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ stats
 
+    @section
     def get_stats(self) -> dict[str, Any]:
         """Return a snapshot of the breaker's state and counters.
 
@@ -998,6 +1155,8 @@ class CircuitBreaker:
                 failure_count, success_count = 0, episode.trial_ok
                 rate: float | None = None
                 slow = 0
+            elif episode is not None and episode.held is not None:
+                failure_count, success_count, rate, slow = episode.held
             else:
                 failure_count, success_count, rate, slow = self._tracker.counts(now, self._last_ok)
             extras = dict(self._extras or {})
@@ -1021,6 +1180,7 @@ class CircuitBreaker:
         stats["transitions"] = {s.value: extras.get("to_" + s.value, 0) for s in CircuitState}
         return stats
 
+    @section
     def _metrics_row(
         self,
     ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
@@ -1035,10 +1195,16 @@ class CircuitBreaker:
         now = self._settings.clock()
         with self._lock:
             state = self._state
-            rate = None if state is _HALF_OPEN else self._tracker.counts(now, self._last_ok)[2]
+            episode = self._episode
+            if state is _HALF_OPEN:
+                rate = None
+            elif episode is not None and episode.held is not None:
+                rate = episode.held[2]  # while open: the rate that opened it
+            else:
+                rate = self._tracker.counts(now, self._last_ok)[2]
             rejected = 0 if self._rejected is None else _read_count(self._rejected)
             totals = (_read_count(self._successes), self._failures, rejected, self._ignored)
-            since = None if self._episode is None else self._episode.since
+            since = None if episode is None else episode.since
             extras = self._extras
             entered = (
                 _NO_TRANSITIONS

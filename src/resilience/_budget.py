@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from resilience._validate import check_callable, check_number
+from resilience import _observed
+from resilience._validate import check_callable, check_name, check_number
 
 if TYPE_CHECKING:
     from resilience._types import Clock
@@ -16,38 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["RetryBudget"]
 
 WINDOW: Final = 10.0  # seconds the budget measures over
-
-
-class _Tally:
-    """Events over the window: one ``(expiry, count)`` entry per distinct event time.
-
-    ``expiry`` is the event's time plus the window; entries are appended in time order,
-    so the oldest is always on the left and leaves first.
-    """
-
-    __slots__ = ("counts", "expiries", "total")
-
-    def __init__(self) -> None:
-        self.expiries: deque[float] = deque()
-        self.counts: deque[int] = deque()
-        self.total = 0
-
-    def add(self, expiry: float) -> None:
-        """Count one event expiring at ``expiry`` (never earlier than the newest entry)."""
-        expiries = self.expiries
-        if expiries and expiries[-1] == expiry:
-            self.counts[-1] += 1
-        else:
-            expiries.append(expiry)
-            self.counts.append(1)
-        self.total += 1
-
-    def expire(self, now: float) -> None:
-        """Drop every entry whose expiry is ``now`` or earlier."""
-        expiries = self.expiries
-        while expiries and expiries[0] <= now:
-            expiries.popleft()
-            self.total -= self.counts.popleft()
+BUCKETS_PER_SECOND: Final = 10  # buckets of 0.1 s: an event leaves up to 0.1 s early
+_SLOTS: Final = int(WINDOW * BUCKETS_PER_SECOND)  # 100 buckets cover the window
 
 
 class RetryBudget:
@@ -61,23 +31,26 @@ class RetryBudget:
     grows by at most ``ratio`` instead of multiplying by the number of retries. The floor
     lets a quiet service still retry its occasional failure.
 
-    The window is exact: an attempt made when ``clock`` read ``t`` counts until the clock
-    reads ``t + 10``, fractions of a second included. (The comparison is ``now < t + 10``
-    rather than ``t > now - 10``, so an attempt leaves exactly when a clock advanced by 10
-    from ``t`` says so, whatever the float rounding.) A clock that steps back, which only
-    an injected one can, is read as standing still.
+    The window is kept in 100 buckets of 0.1 s: an attempt made when ``clock`` read ``t``
+    is in bucket ``floor(10 * t)`` and counts until the clock reaches the end of that
+    bucket plus 10 s, so for between 9.9 and 10 seconds (it may leave the window up to
+    0.1 s early, never late). A clock that steps back, which only an injected one can, is
+    read as standing still.
 
-    Memory: the budget keeps one small entry (about 40 bytes) per distinct time of a first
-    attempt and one per distinct time of a retry in the last 10 seconds; attempts made at
-    the same clock reading share an entry. With ``time.monotonic`` that is up to one entry
-    per call, so 1,000 calls a second hold about 10,000 entries (roughly 0.4 MB). Recording
-    and asking are amortised O(1) and thread-safe.
+    Memory: fixed. The budget holds three lists of 100 small integers however many calls
+    go through it (2 million calls a second use the same few kilobytes as one). Recording a
+    first attempt is O(1); asking for a retry adds up the 100 buckets.
+
+    A named budget is observed by the metrics (``resilience_retry_budget_calls_total``
+    with ``outcome`` ``allowed`` or ``denied``) for as long as it is alive; drop every
+    reference to it and its series go with it.
 
     Args:
         ratio: retries allowed per first attempt, a finite number >= 0.
         min_per_second: retries allowed per second whatever the traffic, a finite
             number >= 0.
         clock: monotonic seconds.
+        name: names the budget in the metrics, or ``None``.
 
     Raises:
         TypeError, ValueError: an argument has the wrong type or is out of range.
@@ -92,18 +65,48 @@ class RetryBudget:
         'ok'
     """
 
-    __slots__ = ("_clock", "_first", "_floor", "_latest", "_lock", "_ratio", "_retries")
+    __slots__ = (
+        "__weakref__",
+        "_allowed_total",
+        "_clock",
+        "_denied_total",
+        "_firsts",
+        "_floor",
+        "_latest",
+        "_lock",
+        "_ratio",
+        "_retries",
+        "_stamps",
+        "name",
+    )
 
     def __init__(
-        self, ratio: float = 0.2, min_per_second: float = 10.0, clock: Clock = time.monotonic
+        self,
+        ratio: float = 0.2,
+        min_per_second: float = 10.0,
+        clock: Clock = time.monotonic,
+        *,
+        name: str | None = None,
     ) -> None:
         self._ratio = check_number("ratio", ratio, minimum=0.0)
         self._floor = check_number("min_per_second", min_per_second, minimum=0.0) * WINDOW
         self._clock: Clock = check_callable("clock", clock)
+        self.name = check_name(name, optional=True)
         self._lock = threading.Lock()
-        self._first = _Tally()
-        self._retries = _Tally()
-        self._latest = -math.inf  # the newest clock reading seen
+        # Slot i holds the counts of the bucket whose index is _stamps[i] (index % 100 == i).
+        # Every change is one store of an int, made under the lock, so an interrupt (a
+        # timeout's alarm) between two of them leaves counts that are each whole: a slot
+        # is emptied before it is stamped for a new bucket, and re-emptied if it was not;
+        # totals are summed when asked, never kept beside the buckets. An alarm during
+        # the lock's acquire makes the acquire fail, holding nothing.
+        self._stamps = [-1] * _SLOTS
+        self._firsts = [0] * _SLOTS
+        self._retries = [0] * _SLOTS
+        self._latest = -1  # the newest bucket index seen
+        self._allowed_total = 0
+        self._denied_total = 0
+        if name is not None:
+            _observed.observe(self)
 
     @property
     def ratio(self) -> float:
@@ -115,48 +118,78 @@ class RetryBudget:
         """Retries allowed per second whatever the traffic."""
         return self._floor / WINDOW
 
-    def _now(self) -> float:
-        """Read the clock and expire what has left the window (lock held)."""
-        now = self._clock()
-        if now > self._latest:
-            self._latest = now
-            # Look before calling: most readings expire nothing.
-            first, retries = self._first, self._retries
-            if first.expiries and first.expiries[0] <= now:
-                first.expire(now)
-            if retries.expiries and retries.expiries[0] <= now:
-                retries.expire(now)
-        return self._latest
+    def _slot(self) -> int:
+        """Read the clock; return the slot of the current bucket, emptied if stale (lock held)."""
+        bucket = math.floor(self._clock() * BUCKETS_PER_SECOND)
+        bucket = max(bucket, self._latest)  # a clock that stepped back stands still
+        self._latest = bucket
+        slot = bucket % _SLOTS
+        if self._stamps[slot] != bucket:
+            self._firsts[slot] = 0
+            self._retries[slot] = 0
+            self._stamps[slot] = bucket
+        return slot
 
-    def _allowed(self) -> int:
-        return math.floor(self._ratio * self._first.total + self._floor)
+    def _totals(self) -> tuple[int, int]:
+        """First attempts and retries in the window (lock held, after ``_slot``)."""
+        oldest = self._latest - _SLOTS
+        firsts = retries = 0
+        for slot, stamp in enumerate(self._stamps):
+            if stamp > oldest:
+                firsts += self._firsts[slot]
+                retries += self._retries[slot]
+        return firsts, retries
+
+    def _allowed(self, firsts: int) -> int:
+        return math.floor(self._ratio * firsts + self._floor)
 
     def _deposit(self) -> None:
         """Record a first attempt."""
         with self._lock:
-            self._first.add(self._now() + WINDOW)
+            slot = self._slot()
+            self._firsts[slot] += 1
 
     def _withdraw(self) -> bool:
         """Record a retry and return True if the budget allows one now, else False."""
         with self._lock:
-            now = self._now()
-            if self._retries.total >= self._allowed():
+            slot = self._slot()
+            firsts, retries = self._totals()
+            if retries >= self._allowed(firsts):
+                self._denied_total += 1
                 return False
-            self._retries.add(now + WINDOW)
+            self._retries[slot] += 1
+            self._allowed_total += 1
             return True
 
     def stats(self) -> dict[str, int]:
         """Return ``{"first_attempts", "retries", "allowed"}`` over the current window."""
         with self._lock:
-            self._now()
-            return {
-                "first_attempts": self._first.total,
-                "retries": self._retries.total,
-                "allowed": self._allowed(),
-            }
+            self._slot()
+            firsts, retries = self._totals()
+            return {"first_attempts": firsts, "retries": retries, "allowed": self._allowed(firsts)}
+
+    def _families(self) -> list[_observed.Family]:
+        """The budget's series: retries allowed and denied, totals since it was made."""
+        with self._lock:
+            allowed, denied = self._allowed_total, self._denied_total
+        name = cast("str", self.name)
+        return [
+            _observed.Family(
+                "resilience_retry_budget_calls_total",
+                "counter",
+                "Retries asked of a named retry budget, by outcome.",
+                ("name", "outcome"),
+                [((name, "allowed"), float(allowed)), ((name, "denied"), float(denied))],
+            )
+        ]
+
+    def _health(self) -> dict[str, Any] | None:
+        """A budget never makes health degraded: denying retries is its job."""
+        return None
 
     def __repr__(self) -> str:
-        return f"RetryBudget(ratio={self._ratio!r}, min_per_second={self.min_per_second!r})"
+        shown = "" if self.name is None else f", name={self.name!r}"
+        return f"RetryBudget(ratio={self._ratio!r}, min_per_second={self.min_per_second!r}{shown})"
 
 
 RetryBudget.__module__ = "resilience"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from resilience._validate import check_number
 
@@ -24,13 +24,36 @@ __all__ = ["check_deadline", "deadline", "remaining"]
 _DEADLINE: ContextVar[float | None] = ContextVar("resilience_deadline", default=None)
 
 
+LONGEST: Final = 1e9
+"""The longest limit a deadline or timeout accepts, in seconds (about 31 years).
+
+Beyond it the platform's timers cannot count: ``setitimer`` and ``threading`` waits hold
+nanoseconds in 64 bits (about 9.2e9 seconds), and ``time.monotonic() + seconds`` would lose
+all precision long before ``1e308``.
+"""
+
+
+def check_limit(name: str, value: object, *, zero: bool = False) -> float:
+    """Return a time limit: a finite number of seconds > 0 (>= 0 with ``zero``), <= LONGEST."""
+    if zero:
+        seconds = check_number(name, value, minimum=0.0)
+    else:
+        seconds = check_number(name, value, positive=True)
+    if seconds > LONGEST:
+        raise ValueError(
+            f"{name} must be at most {LONGEST:g} seconds (what the platform's timers can "
+            f"count), got {value!r}"
+        )
+    return seconds
+
+
 class _Deadline:
     """The context manager ``deadline()`` returns; usable with ``with`` and ``async with``."""
 
     __slots__ = ("_seconds", "_token")
 
     def __init__(self, seconds: float) -> None:
-        self._seconds = check_number("seconds", seconds, minimum=0.0)
+        self._seconds = check_limit("seconds", seconds, zero=True)
         self._token: Token[float | None] | None = None
 
     def __enter__(self) -> None:

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from resilience._context import current
 
@@ -47,9 +46,12 @@ EVENT_NAMES = frozenset(
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing a strategy did.
+class Event(NamedTuple):
+    """One thing a strategy did (immutable).
+
+    A named tuple rather than a frozen dataclass: it is built on every event, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost half of an event
+    delivered to OpenTelemetry (benchmarks/bench_otel.py).
 
     Attributes:
         name: one of ``EVENT_NAMES``.
@@ -66,7 +68,7 @@ class Event:
     strategy: str | None
     exception: BaseException | None = None
     pipeline: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
+    attributes: Mapping[str, object] = _EMPTY
 
 
 #: The subscribers, replaced whole on every change so emitters read it without a lock.
@@ -118,3 +120,78 @@ def emit(
             listener(event)
         except Exception:
             _log.exception("resilience: event listener %r failed on %s", listener, name)
+
+
+# ---------------------------------------------------------------------- durations
+# Durations are measurements, not events: they are not counted as events and have their own
+# subscribers. A strategy reads the clock for them only when ``timers`` is not empty (when
+# OpenTelemetry listens), then calls ``emit_timing("attempt", kind, name, seconds,
+# number=n, handled=bool)``; a pipeline reports ``emit_timing("pipeline", ...)`` per call.
+
+
+class Timing(NamedTuple):
+    """How long one attempt or one pipeline call took (immutable, as ``Event``).
+
+    Attributes:
+        name: ``"attempt"`` (one try of the protected call, by a retry or a hedge) or
+            ``"pipeline"`` (one whole call through a pipeline).
+        kind: the strategy kind that measured it (``"retry"``, ``"hedge"``, ``"pipeline"``).
+        strategy: the strategy's (or pipeline's) name, or ``None``.
+        seconds: the duration.
+        pipeline: the enclosing pipeline's name, or ``None``.
+        attributes: ``number`` (the attempt, from 1) and ``handled`` (whether the strategy
+            handled the attempt's outcome as a failure) for attempts.
+    """
+
+    name: str
+    kind: str
+    strategy: str | None
+    seconds: float
+    pipeline: str | None = None
+    attributes: Mapping[str, object] = _EMPTY
+
+
+#: The duration subscribers, replaced whole on every change (as ``subscribers``).
+timers: tuple[Callable[[Timing], None], ...] = ()
+
+
+def subscribe_timings(listener: Callable[[Timing], None]) -> Callable[[], None]:
+    """Call ``listener(timing)`` for every duration from now on; return its stopper."""
+    global timers  # noqa: PLW0603  # copy-on-write: readers never take the lock
+    if not callable(listener):
+        raise TypeError(f"listener must be callable, got {listener!r}")
+    with _lock:
+        timers = (*timers, listener)
+
+    def unsubscribe() -> None:
+        global timers  # noqa: PLW0603  # same copy-on-write tuple
+        with _lock:
+            kept = list(timers)
+            if listener in kept:
+                kept.remove(listener)
+            timers = tuple(kept)
+
+    return unsubscribe
+
+
+def emit_timing(
+    name: str, kind: str, strategy: str | None, seconds: float, **attributes: object
+) -> None:
+    """Deliver one duration to every duration subscriber; one that raises is logged."""
+    listeners = timers
+    if not listeners:
+        return
+    context = current()
+    timing = Timing(
+        name,
+        kind,
+        strategy,
+        seconds,
+        None if context is None else context.pipeline,
+        MappingProxyType(attributes) if attributes else _EMPTY,
+    )
+    for listener in listeners:
+        try:
+            listener(timing)
+        except Exception:
+            _log.exception("resilience: timing listener %r failed on %s", listener, name)

@@ -5,10 +5,12 @@ the transitions they cause, or an operator's order happens whole or not at all, 
 other processes do at the same moment. Time comes from the server (``TIME``), in
 microseconds, so every process reads one clock.
 
-KEYS[1] is the circuit's state (a string of 25 packed doubles, 200 bytes), KEYS[2] its
-window (a string: one byte per call for a count window, twelve bytes per bucket for a
-time window). Nothing else is touched, so Redis
-Cluster can route the call by the keys' shared hash tag.
+KEYS[1] is the circuit's state (a string of 28 packed doubles, 224 bytes), KEYS[2] its
+window (a string of one byte per call for a count window; for a time window, a list of
+its closed one-second buckets that held calls, 20 bytes each, the current bucket being
+in the state). Nothing else is touched, so Redis Cluster can route the call by the keys'
+shared hash tag. Every operation costs O(1) Redis work whatever the window and the idle
+time (amortised for a time window: each bucket is listed once and dropped once).
 
 ARGV: 1 operation (a: admit, r: record, f: force, s: stats), 2 TTL in ms ('' keeps the
 stored one), 3 calls rejected from a cache, 4 generation, 5 outcomes, 6 stale outcomes,
@@ -21,7 +23,8 @@ separated by ';', for the 1st, 2nd, ... trip in a row (the last repeats).
 
 Reply: one comma-separated string (cheaper for the client to read than an array):
 state, generation, microseconds until a trial (-1 if not OPEN), the time it left
-CLOSED (-1), now, admitted (1/0), whether a metrics-only trip was counted (1/0); the
+CLOSED (-1), now (0 when the time it left CLOSED is -1, since the server's clock is read
+only when needed), admitted (1/0), whether a metrics-only trip was counted (1/0); the
 stats operation adds failure count, success count, window calls (-1 for a consecutive
 policy), minimum calls, slow calls, shadow trips, the fleet's successes, failures,
 rejections and ignored calls, and the time of the last transition. A stats or
@@ -31,274 +34,325 @@ non-creating force on an unknown circuit replies nil.
 SCRIPT = r"""
 local H, W = KEYS[1], KEYS[2]
 local op = ARGV[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local LEASE = 30000000  -- a trial slot not given back within 30 s is presumed lost
+local CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED, METRICS_ONLY = 1, 2, 3, 4, 5, 6
+local NAMES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
+-- The circuit's 28 fields, packed as big-endian doubles in one string: one GET and one
+-- SET per call, which costs Redis far less than a hash's many fields. Circuits written
+-- by an older version hold the first 25 only.
+local FORMAT = '>dddddddddddddddddddddddddddd'
+local FORMAT_25 = '>ddddddddddddddddddddddddd'
+local BUCKET = '>dI4I4I4'  -- a closed time-window bucket: its index, calls, failures, slow
 
--- The circuit's fields, packed as big-endian doubles in one string: one GET and one SET
--- per call, which costs Redis far less than a hash's many fields.
-local F = {'st', 'gen', 'since', 'retry', 'trips', 'run', 'ok', 'trial', 'trial_at', 'chg',
-  'wkk', 'wks', 'calls', 'fails', 'slow', 'nxt', 'head', 'shadow', 'n_s', 'n_f', 'n_r', 'n_i',
-  'pol', 'mc', 'ttl'}
-local FORMAT = '>' .. string.rep('d', #F)
-local OPTIONAL = {since = true, retry = true, head = true}  -- stored as -1 when absent
-local STATES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
-local STATE_CODE = {}
-for i, name in ipairs(STATES) do STATE_CODE[name] = i end
-
-local packed = redis.call('GET', H)
-local s = {}
-if packed then
-  local values = {struct.unpack(FORMAT, packed)}
-  for i, k in ipairs(F) do
-    local v = values[i]
-    if not (OPTIONAL[k] and v < 0) then s[k] = v end
+-- The server's clock, read once and only when needed (a closed circuit's outcome
+-- needs no time): microseconds.
+local now = nil
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = t[1] * 1000000 + t[2]
   end
-  s.st = STATES[s.st]
-  s.pol = ({'c', 'r'})[s.pol]
+  return now
+end
+
+-- since, retry and head are -1 when absent. wkk: 0 no window, 1 count window (a string:
+-- one byte per call), 3 time window (a list of closed buckets, oldest first, plus the
+-- current bucket in cc/cf/cs; 2 was an older layout, reset on sight). nxt: the count
+-- window's next slot, or the time window's oldest listed bucket (0: none).
+local st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails
+local slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs
+local packed = redis.call('GET', H)
+if packed then
+  if #packed == 200 then
+    st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails,
+      slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl = struct.unpack(FORMAT_25, packed)
+    cc, cf, cs = 0, 0, 0
+  else
+    st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails,
+      slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs =
+      struct.unpack(FORMAT, packed)
+  end
 else
   if op == 's' or (op == 'f' and ARGV[8] == '0') then return false end
-  for _, k in ipairs(F) do
-    if not OPTIONAL[k] then s[k] = 0 end
-  end
-  s.st = 'closed'
-  s.pol = nil
-  s.gen = now  -- a circuit made anew (after a restart) never reuses a generation
-  s.chg = now
+  st, gen, since, retry, trips, run, ok, trial, trial_at = CLOSED, clock(), -1, -1, 0, 0, 0, 0, 0
+  chg, wkk, wks, calls, fails, slow, nxt, head, shadow = now, 0, 0, 0, 0, 0, 0, -1, 0
+  n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs = 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+  -- a circuit made anew (after a restart) never reuses a generation: gen is the time
 end
-local ttl = tonumber(ARGV[2]) or (s.ttl > 0 and s.ttl) or 86400000
-s.ttl = ttl
+ttl = tonumber(ARGV[2]) or (ttl > 0 and ttl) or 86400000
 local shadow_flag = 0
 
-local P = nil  -- the policy's fields, split when first needed
+local P = nil  -- the policy's fields, split when first needed (one match, nine captures)
+local FIELD = '([^,]*),'
+local POLICY = '^' .. string.rep(FIELD, 8) .. '(.*)$'
 local function policy(i)
-  if not P then
-    P = {}
-    for v in string.gmatch(ARGV[7] .. ',', '([^,]*),') do P[#P + 1] = v end
-  end
+  if not P then P = {string.match(ARGV[7], POLICY)} end
   return P[i]
 end
 
 local function clear_window()
-  s.calls, s.fails, s.slow, s.nxt, s.head = 0, 0, 0, 0, nil
+  calls, fails, slow, nxt, head, cc, cf, cs = 0, 0, 0, 0, -1, 0, 0, 0
   redis.call('DEL', W)
 end
 
 local function restart()
-  s.gen = s.gen + 1
-  s.run, s.ok, s.trial = 0, 0, 0
+  gen = gen + 1
+  run, ok, trial = 0, 0, 0
   clear_window()
 end
 
-local function recovery(trips)
+local function recovery(n)
   local waits = {}
   for v in string.gmatch(policy(9) or '', '[^;]+') do waits[#waits + 1] = tonumber(v) end
   if #waits == 0 then return 30000000 end
-  return waits[math.min(trips, #waits)]
+  return waits[math.min(n, #waits)]
 end
 
 local function to(new)
-  if s.st == new then return false end
-  s.st = new
-  s.chg = now
+  if st == new then return false end
+  st = new
+  chg = clock()
   restart()
-  if new == 'open' or new == 'forced_open' or new == 'half_open' then
-    if not s.since then s.since = now end
-    if new == 'open' then
-      s.trips = s.trips + 1
-      s.retry = now + recovery(s.trips)
-    elseif new == 'forced_open' then
-      s.retry = nil
+  if new == OPEN or new == FORCED_OPEN or new == HALF_OPEN then
+    if since < 0 then since = now end
+    if new == OPEN then
+      trips = trips + 1
+      retry = now + recovery(trips)
+    elseif new == FORCED_OPEN then
+      retry = -1
     end
   else
-    s.since, s.retry, s.trips = nil, nil, 0
+    since, retry, trips = -1, -1, 0
   end
   return true
 end
 
-local function bucket_get(b)
-  local v = redis.call('GETRANGE', W, b * 12, b * 12 + 11)
-  if #v < 12 then return 0, 0, 0 end
-  local c, f, sl = struct.unpack('>I4I4I4', v)
-  return c, f, sl
-end
-
+-- Move a time window to the current bucket. Buckets that have left the window are
+-- dropped: all at once when even the newest has (whatever the idle time, O(1)), else
+-- one listed bucket at a time, each pushed once and popped once (amortised O(1)).
 local function advance(seconds)
   local n = math.ceil(seconds)
-  local index = math.floor(now / (seconds * 1000000 / n))
-  if s.head == nil or index < s.head then
-    s.head = index
-  elseif index > s.head then
-    for k = s.head + 1, math.min(index, s.head + n) do
-      local b = k % n
-      local c, f, sl = bucket_get(b)
-      if c > 0 then
-        s.calls, s.fails, s.slow = s.calls - c, s.fails - f, s.slow - sl
-        redis.call('SETRANGE', W, b * 12, struct.pack('>I4I4I4', 0, 0, 0))
+  local index = math.floor(clock() / (seconds * 1000000 / n))
+  if head < 0 then
+    head = index
+    return
+  end
+  if index <= head then return end  -- the same bucket (or a clock that stepped back)
+  local horizon = index - n  -- buckets at or before it have left the window
+  if head <= horizon then
+    clear_window()
+  else
+    if cc > 0 then
+      redis.call('RPUSH', W, struct.pack(BUCKET, head, cc, cf, cs))
+      if nxt <= 0 then nxt = head end
+    end
+    cc, cf, cs = 0, 0, 0
+    while nxt > 0 and nxt <= horizon do
+      local v = redis.call('LPOP', W)
+      if not v then
+        nxt = 0
+      else
+        local _, c, f, sl = struct.unpack(BUCKET, v)
+        calls, fails, slow = calls - c, fails - f, slow - sl
+        local first = redis.call('LINDEX', W, 0)
+        nxt = first and (struct.unpack(BUCKET, first)) or 0
       end
     end
-    s.head = index
   end
-  return index % n
+  head = index
 end
 
-local function rate_record(failed, slow)
-  local kind, size = (policy(3) == 'n') and 1 or 2, tonumber(policy(4))
-  if s.wkk ~= kind or s.wks ~= size then
+local function rate_record(failed, slw)
+  local counted = policy(3) == 'n'
+  local kind, size = counted and 1 or 3, tonumber(policy(4))
+  if wkk ~= kind or wks ~= size then
     clear_window()
-    s.wkk, s.wks = kind, size
+    wkk, wks = kind, size
   end
-  if policy(3) == 'n' then
-    local size = tonumber(policy(4))
-    local i = s.nxt
-    if s.calls >= size then
+  if counted then
+    local i = nxt
+    if calls >= size then
       local old = (string.byte(redis.call('GETRANGE', W, i, i)) or 48) - 48
-      s.fails = s.fails - old % 2
-      s.slow = s.slow - math.floor(old / 2)
+      fails = fails - old % 2
+      slow = slow - math.floor(old / 2)
     else
-      s.calls = s.calls + 1
+      calls = calls + 1
     end
-    redis.call('SETRANGE', W, i, string.char(48 + failed + 2 * slow))
-    s.nxt = (i + 1) % size
+    redis.call('SETRANGE', W, i, string.char(48 + failed + 2 * slw))
+    nxt = (i + 1) % size
   else
-    local b = advance(tonumber(policy(4)))
-    local c, f, sl = bucket_get(b)
-    redis.call('SETRANGE', W, b * 12, struct.pack('>I4I4I4', c + 1, f + failed, sl + slow))
-    s.calls = s.calls + 1
+    advance(size)
+    cc, cf, cs = cc + 1, cf + failed, cs + slw
+    calls = calls + 1
   end
-  s.fails = s.fails + failed
-  s.slow = s.slow + slow
-  s.pol, s.mc = 'r', tonumber(policy(5))
-  if s.calls < s.mc then return false end
+  fails = fails + failed
+  slow = slow + slw
+  pol, mc = 2, tonumber(policy(5))
+  if calls < mc then return false end
   -- Divide rather than multiply, as the in-memory breaker does: 3 / 10 >= 0.3 holds.
-  if s.fails / s.calls >= tonumber(policy(2)) then return true end
+  if fails / calls >= tonumber(policy(2)) then return true end
   local slow_rate = tonumber(policy(6))
-  return slow_rate ~= nil and s.slow / s.calls >= slow_rate
+  return slow_rate ~= nil and slow / calls >= slow_rate
 end
 
 local function consecutive_record(failed)
-  s.pol, s.mc = 'c', 0
+  pol, mc = 1, 0
   if failed == 1 then
-    s.run, s.ok = s.run + 1, 0
-    return s.run >= tonumber(policy(2))
+    run, ok = run + 1, 0
+    return run >= tonumber(policy(2))
   end
-  s.run, s.ok = 0, s.ok + 1
+  run, ok = 0, ok + 1
   return false
 end
 
 local function trip()
-  if s.st == 'metrics_only' then
-    s.shadow = s.shadow + 1
+  if st == METRICS_ONLY then
+    shadow = shadow + 1
     shadow_flag = 1
     restart()
   else
-    to('open')
+    to(OPEN)
   end
 end
 
 local function total(c)
   if c == 's' or c == 'S' then
-    s.n_s = s.n_s + 1
+    n_s = n_s + 1
   elseif c == 'f' or c == 'F' then
-    s.n_f = s.n_f + 1
+    n_f = n_f + 1
   else
-    s.n_i = s.n_i + 1
+    n_i = n_i + 1
   end
 end
 
-if s.st == 'open' and s.retry and now >= s.retry then to('half_open') end
+if st == OPEN and retry >= 0 and clock() >= retry then to(HALF_OPEN) end
 
 local admitted = 1
 if op == 'a' then
-  s.n_r = s.n_r + (tonumber(ARGV[3]) or 0)
-  if s.st == 'half_open' then
+  n_r = n_r + (tonumber(ARGV[3]) or 0)
+  if st == HALF_OPEN then
     local slots = tonumber(policy(8))
-    if s.trial >= slots and now - s.trial_at >= LEASE then s.trial = 0 end
-    if s.trial < slots then
-      s.trial = s.trial + 1
-      s.trial_at = now
+    if trial >= slots and clock() - trial_at >= LEASE then trial = 0 end
+    if trial < slots then
+      trial = trial + 1
+      trial_at = clock()
     else
       admitted = 0
     end
-  elseif s.st == 'open' or s.st == 'forced_open' then
+  elseif st == OPEN or st == FORCED_OPEN then
     admitted = 0
   end
-  if admitted == 0 then s.n_r = s.n_r + 1 end
+  if admitted == 0 then n_r = n_r + 1 end
 elseif op == 'r' then
-  s.n_r = s.n_r + (tonumber(ARGV[3]) or 0)
+  n_r = n_r + (tonumber(ARGV[3]) or 0)
   local stale = ARGV[6]
   for i = 1, #stale do total(string.sub(stale, i, i)) end
-  local gen = tonumber(ARGV[4])
+  local g = tonumber(ARGV[4])
   local outcomes = ARGV[5]
   for i = 1, #outcomes do
     local c = string.sub(outcomes, i, i)
     total(c)
-    if gen == s.gen and c ~= 'i' then
+    if g == gen and c ~= 'i' then
       local failed = (c == 'f' or c == 'F') and 1 or 0
-      local slow = (c == 'S' or c == 'F') and 1 or 0
-      if s.st == 'half_open' then
-        s.trial = math.max(0, s.trial - 1)
+      local slw = (c == 'S' or c == 'F') and 1 or 0
+      if st == HALF_OPEN then
+        trial = math.max(0, trial - 1)
         if failed == 1 then
-          to('open')
+          to(OPEN)
         else
-          s.ok = s.ok + 1
-          if s.ok >= tonumber(policy(7)) then to('closed') end
+          ok = ok + 1
+          if ok >= tonumber(policy(7)) then to(CLOSED) end
         end
-      elseif s.st == 'closed' or s.st == 'metrics_only' then
-        local trips
+      elseif st == CLOSED or st == METRICS_ONLY then
+        local trips_now
         if policy(1) == 'r' then
-          trips = rate_record(failed, slow)
+          trips_now = rate_record(failed, slw)
         else
-          trips = consecutive_record(failed)
+          trips_now = consecutive_record(failed)
         end
-        if trips then trip() end
+        if trips_now then trip() end
       end
-    elseif gen == s.gen and s.st == 'half_open' then
-      s.trial = math.max(0, s.trial - 1)  -- an ignored (cancelled) trial gives its slot back
+    elseif g == gen and st == HALF_OPEN then
+      trial = math.max(0, trial - 1)  -- an ignored (cancelled) trial gives its slot back
     end
   end
 elseif op == 'f' then
-  local new = ARGV[7]
-  if new ~= 'closed' and new ~= 'forced_open' and new ~= 'disabled' and new ~= 'metrics_only' then
-    return redis.error_reply('ERR resilience: cannot force state ' .. new)
+  local name = ARGV[7]
+  local new = (name == 'closed' and CLOSED) or (name == 'forced_open' and FORCED_OPEN)
+    or (name == 'disabled' and DISABLED) or (name == 'metrics_only' and METRICS_ONLY)
+  if not new then
+    return redis.error_reply('ERR resilience: cannot force state ' .. name)
   end
-  if not to(new) and new == 'closed' then restart() end
+  if not to(new) and new == CLOSED then restart() end
 elseif op == 's' then
-  if s.wkk == 2 then advance(s.wks) end
+  if wkk == 3 then advance(wks) end
 end
 
-local values = {}
-for i, k in ipairs(F) do
-  local v = s[k]
-  if k == 'st' then
-    v = STATE_CODE[v]
-  elseif k == 'pol' then
-    v = (v == 'c' and 1) or (v == 'r' and 2) or 0
-  end
-  values[i] = v or -1
-end
-local data = struct.pack(FORMAT, unpack(values))
+local data = struct.pack(FORMAT, st, gen, since, retry, trips, run, ok, trial, trial_at, chg,
+  wkk, wks, calls, fails, slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs)
 if data ~= packed then
   redis.call('SET', H, data, 'PX', ttl)
 else
   redis.call('PEXPIRE', H, ttl)
 end
-if s.wkk > 0 then redis.call('PEXPIRE', W, ttl) end
+if wkk > 0 then redis.call('PEXPIRE', W, ttl) end
 
-local function int(v) return string.format('%.0f', v) end
-local retry = -1
-if s.st == 'open' and s.retry then retry = math.max(0, s.retry - now) end
-local reply = {s.st, int(s.gen), int(retry), int(s.since or -1), int(now), admitted, shadow_flag}
+-- The time is read for the reply only when it means something there (since is set).
+local retry_in = -1
+if st == OPEN and retry >= 0 then retry_in = math.max(0, retry - clock()) end
+if since >= 0 then clock() end
+local reply = string.format('%s,%.0f,%.0f,%.0f,%.0f,%d,%d', NAMES[st], gen, retry_in, since,
+  now or 0, admitted, shadow_flag)
 if op == 's' then
-  local fc, sc, calls = s.run, s.ok, -1
-  if s.st == 'half_open' then
-    fc, sc = 0, s.ok
-  elseif s.pol == 'r' then
-    fc, sc, calls = s.fails, s.calls - s.fails, s.calls
+  local fc, sc, n = run, ok, -1
+  if st == HALF_OPEN then
+    fc, sc = 0, ok
+  elseif pol == 2 then
+    fc, sc, n = fails, calls - fails, calls
   end
-  for _, v in ipairs({fc, sc, calls, s.mc, s.slow, s.shadow, s.n_s, s.n_f, s.n_r, s.n_i, s.chg}) do
-    reply[#reply + 1] = int(v)
-  end
+  reply = reply .. string.format(',%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f', fc,
+    sc, n, mc, slow, shadow, n_s, n_f, n_r, n_i, chg)
 end
-return table.concat(reply, ',')
+return reply
+"""
+
+GCRA_DOC = """The script behind a fleet-wide ``RateLimiter``: one call decides one request.
+
+KEYS[1] is the limit's key: two packed doubles, the anchor (server microseconds) and the
+units admitted since it, so the theoretical arrival time is ``anchor + units * T``
+(recomputed, never summed, so rounding errors do not pile up). It expires when that
+time passes: an idle limit holds no key.
+
+ARGV: 1 the emission interval T and 2 the tolerance ``burst * T``, both in microseconds;
+3 the request's cost; 4 the longest wait accepted, in microseconds (0: none).
+
+Reply: one integer (the cheapest reply to send and parse). ``>= 0``: admitted, and its
+turn comes that many microseconds from now (0: at once); ``< 0``: refused, nothing is
+written, and the same request would pass ``-reply`` microseconds from now (rounded up).
+Times are the server's (``TIME``): every process reads one clock.
+"""
+
+GCRA_SCRIPT = r"""
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local cost, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local anchor, units, ahead = now, 0, 0
+local packed = redis.call('GET', KEYS[1])
+if packed then
+  anchor, units = struct.unpack('>dd', packed)
+  ahead = anchor - now  -- exact: both are whole microseconds
+  if ahead + units * interval <= 0 then anchor, units, ahead = now, 0, 0 end
+end
+units = units + cost
+local due = ahead + units * interval  -- the new tat, from now
+local excess = due - tolerance
+-- A few ulps of slack: units * T is rounded, and a caller at the rate must pass.
+if excess > limit + (due + tolerance + limit) * 1e-15 then
+  return -math.ceil(excess)
+end
+-- Milliseconds: the key is gone once the tat has passed.
+redis.call('SET', KEYS[1], struct.pack('>dd', anchor, units), 'PX', math.ceil(due / 1000))
+if excess <= 0 then return 0 end
+return math.ceil(excess)
 """

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
+from resilience import _named
 from resilience._breaker import CircuitBreaker, _Settings
 from resilience._validate import check_name
 
 if TYPE_CHECKING:
+    from resilience._breaker import ExceptionFilter
+    from resilience._policies import TripPolicy
     from resilience._storage import BreakerStorage
+    from resilience._types import Backoff, Clock
 
 __all__ = [
+    "BreakerOptions",
     "BreakerRegistry",
     "circuit_breaker",
     "default_registry",
@@ -24,6 +29,28 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MISSING = object()
+
+
+class BreakerOptions(TypedDict, total=False):
+    """The ``CircuitBreaker`` options taken by keyword where a breaker is made by name.
+
+    ``BreakerRegistry.get``, ``get_circuit_breaker`` and ``circuit_breaker`` take these
+    (every one optional; see ``CircuitBreaker`` for what each does). Typed so that
+    mypy catches a misspelt or mistyped option where it is written:
+    ``get_circuit_breaker("db", failure_treshold=3)`` is an error there.
+    """
+
+    failure_threshold: int
+    recovery_timeout: float | Backoff
+    success_threshold: int
+    half_open_max_calls: int | None
+    policy: TripPolicy | None
+    failure_on: ExceptionFilter
+    ignore: ExceptionFilter
+    failure_on_result: Callable[[Any], bool] | None
+    fallback: Callable[..., Any] | None
+    clock: Clock
+    storage: BreakerStorage | None
 
 
 class BreakerRegistry:
@@ -59,6 +86,7 @@ class BreakerRegistry:
         self._defaults = dict(defaults or {})
         if "name" in self._defaults:
             raise ValueError(f"defaults must not set a name, got name={self._defaults['name']!r}")
+        _check_options("BreakerRegistry", self._defaults, storage=False)
         self._template = _Settings.build(**self._defaults)
         if storage is not None:
             # A throwaway breaker checks the storage and that the defaults suit it.
@@ -67,25 +95,31 @@ class BreakerRegistry:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, /, **config: Any) -> CircuitBreaker:
+    def get(self, name: str, /, **config: Unpack[BreakerOptions]) -> CircuitBreaker:
         """Return the breaker called ``name``, creating it with ``config`` if it is new.
 
-        ``storage=`` in ``config`` overrides the registry's storage for a new breaker and
-        must be the existing breaker's storage otherwise.
+        ``config`` takes the ``CircuitBreaker`` options (``BreakerOptions``).
+        ``storage=`` in it overrides the registry's storage for a new breaker and must
+        be the existing breaker's storage otherwise.
 
         Raises:
             TypeError: ``name`` is not a ``str``, or ``config`` has an unknown option.
             ValueError: ``name`` is invalid, or an option in ``config`` differs from the
                 existing breaker's value.
         """
+        return self._get(name, dict(config), "BreakerRegistry.get")
+
+    def _get(self, name: str, config: dict[str, Any], caller: str) -> CircuitBreaker:
+        """``get``, with errors naming ``caller``, the public function the user called."""
+        _check_options(caller, config)
         storage = config.pop("storage", None)
         breakers = self._breakers
         breaker = breakers.get(name) if type(name) is str else None
         if breaker is None:
             check_name(name)
-            lock = self._lock
-            lock.acquire()
-            try:
+            # ``with``, not acquire() then ``try``: an exception from a signal handler can
+            # land right after a call returns, and must not leave the lock held.
+            with self._lock:
                 breaker = breakers.get(name)
                 if breaker is None:
                     settings = (
@@ -97,14 +131,9 @@ class BreakerRegistry:
                         name, settings, self._storage if storage is None else storage
                     )
                     return breaker
-            finally:
-                lock.release()
         if config:
             # Validate as for a new breaker first: 3.0 or True must be a TypeError even
             # where they compare equal to the existing breaker's 3 or 1.
-            unknown = config.keys() - _OPTIONS
-            if unknown:
-                raise TypeError(f"unknown circuit breaker option {min(unknown)!r}")
             _Settings.build(**{**self._defaults, **config})
             _check_same(breaker, config)
         if storage is not None and getattr(breaker, "storage", None) is not storage:
@@ -141,8 +170,14 @@ class BreakerRegistry:
             breaker.reset()
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """Return ``get_stats()`` of every breaker, in creation order."""
-        return [breaker.get_stats() for breaker in self]
+        """Return ``get_stats()`` of every breaker, in creation order.
+
+        The default registry's snapshot covers every live named breaker, however it
+        was made (``CircuitBreaker(name=...)``, the decorator, the registry), as metrics
+        and ``health()`` do; two live breakers with one name are both listed.
+        """
+        breakers = _named.live() if self is default_registry else self
+        return [breaker.get_stats() for breaker in breakers]
 
     def __repr__(self) -> str:
         return f"<BreakerRegistry of {len(self)} breakers>"
@@ -150,6 +185,17 @@ class BreakerRegistry:
 
 # The options a caller may pass; the rest of _Settings is derived from them.
 _OPTIONS = frozenset(_Settings.__dataclass_fields__) - {"timed", "slow_after", "fast"}
+
+
+def _check_options(caller: str, config: Mapping[str, Any], *, storage: bool = True) -> None:
+    """Refuse an option ``CircuitBreaker`` does not have, naming the public ``caller``."""
+    known = _OPTIONS | {"storage"} if storage else _OPTIONS
+    unknown = config.keys() - known
+    if unknown:
+        raise TypeError(
+            f"{caller}() got an unknown circuit breaker option {min(unknown)!r}; "
+            f"the options are {', '.join(sorted(known))}"
+        )
 
 
 def _check_same(breaker: CircuitBreaker, config: Mapping[str, Any]) -> None:
@@ -168,7 +214,7 @@ default_registry = BreakerRegistry()
 """The registry behind ``get_circuit_breaker`` and ``circuit_breaker(name=...)``."""
 
 
-def get_circuit_breaker(name: str, /, **config: Any) -> CircuitBreaker:
+def get_circuit_breaker(name: str, /, **config: Unpack[BreakerOptions]) -> CircuitBreaker:
     """Return the breaker called ``name`` from the default registry, creating it if new.
 
     Calling it twice with the same name returns the same breaker; passing options that
@@ -179,7 +225,7 @@ def get_circuit_breaker(name: str, /, **config: Any) -> CircuitBreaker:
         >>> breaker is get_circuit_breaker("inventory-api")
         True
     """
-    return default_registry.get(name, **config)
+    return default_registry._get(name, dict(config), "get_circuit_breaker")  # noqa: SLF001  # one unit
 
 
 def reset_all_circuit_breakers() -> None:
@@ -193,12 +239,16 @@ def circuit_breaker(func: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def circuit_breaker(
-    *, name: str | None = None, **options: Any
+    *, name: str | None = None, **options: Unpack[BreakerOptions]
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
 def circuit_breaker(
-    func: Callable[P, R] | None = None, /, *, name: str | None = None, **options: Any
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    **options: Unpack[BreakerOptions],
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Protect a function or coroutine function with a circuit breaker.
 
@@ -217,13 +267,19 @@ def circuit_breaker(
         >>> fetch.breaker.state.value  # type: ignore[attr-defined]
         'closed'
     """
-    breaker = CircuitBreaker(**options) if name is None else default_registry.get(name, **options)
+    config: dict[str, Any] = dict(options)
+    if name is None:
+        _check_options("circuit_breaker", config)
+        breaker = CircuitBreaker(**config)
+    else:
+        breaker = default_registry._get(name, config, "circuit_breaker")  # noqa: SLF001  # one unit
     if func is not None:
         return breaker(func)
     return breaker.__call__
 
 
 for _public in (
+    BreakerOptions,
     BreakerRegistry,
     circuit_breaker,
     get_circuit_breaker,

@@ -18,11 +18,13 @@ the storage again; its first answer resyncs the cache.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from resilience import _named
 from resilience._breaker import (
     _CLOSED,
     _DISABLED,
@@ -38,12 +40,14 @@ from resilience._breaker import (
     CircuitBreaker,
     _Settings,
 )
+from resilience._critical import section
 from resilience._policies import ConsecutiveFailures, FailureRate
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable
 
     from resilience._state import CircuitState
@@ -56,8 +60,35 @@ _PROBE_INTERVAL: Final = 1.0  # while the storage is unreachable, ask it again t
 _BATCH_LIMIT: Final = 1000  # outcomes held before a batch is sent whatever its age
 _BACKOFF_SAMPLES: Final = 16  # trips of a backoff recovery_timeout sent to the storage
 
+# Releases of cancelled admissions in flight: the event loop keeps only weak references
+# to tasks, so they are held here until done.
+_RELEASES: set[asyncio.Task[None]] = set()
+
+# The ticket of a call let through while the storage is down with on_storage_error="closed":
+# like a ticket of a past generation, its outcome counts in the totals and steers nothing.
+_COUNT_ONLY: Final = -2
+
 _SUCCESS_CODES: Final = frozenset("sS")
 _FAILURE_CODES: Final = frozenset("fF")
+
+
+_AT_EXIT: list[bool] = []  # whether the exit flush is registered (a list: no global)
+
+
+def _flush_at_exit_once() -> None:
+    """Register, once per process, the flush that sends what shared breakers hold back."""
+    if not _AT_EXIT:
+        _AT_EXIT.append(True)
+        atexit.register(_flush_at_exit)
+
+
+def _flush_at_exit() -> None:
+    """Send every live shared breaker's unsent rejections and outcomes (SPEC §6)."""
+    for breaker in _named.live():
+        if isinstance(breaker, SharedBreaker) and (
+            breaker._unsent or breaker._batch or breaker._stale  # noqa: SLF001  # one unit
+        ):
+            breaker._push()  # noqa: SLF001  # one unit
 
 
 def storage_config(settings: _Settings, recovery: Callable[[int], float]) -> dict[str, Any]:
@@ -131,6 +162,7 @@ class SharedBreaker(CircuitBreaker):
         "_config",
         "_down",
         "_probe_at",
+        "_reading",
         "_refresh",
         "_rgen",
         "_rgen_at",
@@ -138,6 +170,7 @@ class SharedBreaker(CircuitBreaker):
         "_storage",
         "_synced",
         "_unsent",
+        "_warned",
     )
 
     _storage: BreakerStorage
@@ -157,6 +190,9 @@ class SharedBreaker(CircuitBreaker):
         self._rgen_at = -1  # ... valid while the local generation is this one
         self._synced = -math.inf  # the clock's time of the last reply
         self._down = False
+        self._warned = False  # an outage was logged and its end not yet
+        self._reading = False  # a refresh of the view is under way (one at a time)
+        _flush_at_exit_once()
         self._probe_at = 0.0
         self._unsent = 0  # calls rejected from the cache, not yet reported
         self._batch: list[str] = []  # outcomes of generation _batch_gen, not yet sent
@@ -200,13 +236,13 @@ class SharedBreaker(CircuitBreaker):
                 step = self._answered(step, reply)
                 if step is None:  # a flush refreshed the cache: decide again
                     step = self._admission()
-        return super()._acquire() if step is None else step
+        return self._while_down() if step is None else step
 
     async def _acquire_async(self) -> int | CircuitOpenError:
         step = self._admission()
         while isinstance(step, _Request):
             try:
-                reply = await self._send_async(step)
+                reply = await self._send_shielded(step)
             except Exception as exc:
                 self._lost(exc, step)
                 step = None
@@ -214,7 +250,7 @@ class SharedBreaker(CircuitBreaker):
                 step = self._answered(step, reply)
                 if step is None:
                     step = self._admission()
-        return super()._acquire() if step is None else step
+        return self._while_down() if step is None else step
 
     def _succeeded(self, ticket: int, started: float | None) -> None:
         self._record(ticket, self._slow_code("s", started), started)
@@ -241,7 +277,7 @@ class SharedBreaker(CircuitBreaker):
         if step is None:
             return
         try:
-            reply = await self._send_async(step)
+            reply = await self._send_shielded(step)
         except Exception as exc:
             self._lost(exc, step)
             return
@@ -249,10 +285,11 @@ class SharedBreaker(CircuitBreaker):
 
     # ------------------------------------------------------------------ planning
 
+    @section
     def _admission(self) -> int | CircuitOpenError | _Request | None:
         """Decide from the cache, plan the round trip that will decide, or None: go local."""
         gen = self._gen  # before the state, which transitions write first
-        state = self.state  # observes a due OPEN -> HALF_OPEN change
+        state = super().state  # the cached view; observes a due OPEN -> HALF_OPEN change
         now = self._settings.clock()
         with self._lock:
             if self._down:
@@ -277,6 +314,19 @@ class SharedBreaker(CircuitBreaker):
                 self._unsent = 0
             return step
 
+    def _while_down(self) -> int | CircuitOpenError:
+        """Admit a call while the storage cannot be reached, as ``on_storage_error`` says."""
+        mode = self._storage.on_storage_error
+        if mode == "local" or not self._down:
+            return super()._acquire()  # this process's own copy of the circuit decides
+        if mode == "closed":
+            return _COUNT_ONLY
+        now = self._settings.clock()
+        with self._lock:
+            self._count_rejection()
+        return CircuitOpenError(self._name, _OPEN, max(0.0, self._probe_at - now))
+
+    @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
         """Plan sending an outcome, or keep it (batched, or local while the storage is down)."""
         if ticket == _UNRECORDED:
@@ -326,6 +376,56 @@ class SharedBreaker(CircuitBreaker):
         self._unsent = 0
         return step
 
+    # ------------------------------------------------------------------ freshness
+
+    @property
+    def state(self) -> CircuitState:
+        """The shared circuit's state, as of at most ``refresh_after`` seconds ago.
+
+        A view older than that is refreshed with one round trip first (at most one per
+        interval; calls through the breaker refresh it too), which also hands the
+        storage the rejections and batched outcomes this process has not sent yet.
+        """
+        self._refresh_view()
+        return super().state
+
+    def _metrics_row(
+        self,
+    ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
+        self._refresh_view()
+        return super()._metrics_row()
+
+    def _refresh_view(self) -> None:
+        """Read the shared circuit again if this process's view is older than the limit."""
+        now = self._settings.clock()
+        if now - self._synced < self._refresh or (self._down and now < self._probe_at):
+            return
+        with self._lock:
+            if self._reading:  # another thread is refreshing it right now
+                return
+            self._reading = True
+            if self._down:
+                self._probe_at = now + _PROBE_INTERVAL
+        try:
+            self._push()
+        finally:
+            self._reading = False
+
+    def _push(self) -> None:
+        """Send what this process holds back (rejections, batches) and mirror the reply.
+
+        An empty record is a read that also carries those counts, so a view refresh
+        and the fleet's totals need one round trip between them.
+        """
+        with self._lock:
+            step = self._flush()
+        try:
+            reply = self._send(step)
+        except Exception as exc:
+            self._lost(exc, step)
+            return
+        self._answered(step, reply)
+
     # ------------------------------------------------------------------ round trips
 
     def _send(self, step: _Request) -> StoredState:
@@ -341,6 +441,41 @@ class SharedBreaker(CircuitBreaker):
             rejected=step.rejected,
         )
 
+    async def _send_shielded(self, step: _Request) -> StoredState:
+        """Send ``step`` so that cancelling the caller does not lose what it does.
+
+        The round trip runs in a task of its own. When the caller is cancelled meanwhile
+        (a timeout, a cancelled request) the round trip still completes and its reply is
+        settled: the outcomes it carried join the local totals, and a call it admitted
+        (perhaps the fleet's only half-open trial) is at once recorded as ignored, which
+        frees its slot in the shared circuit instead of holding it until it expires.
+        """
+        import asyncio  # noqa: PLC0415  # loaded already: we are in a coroutine
+
+        trip = asyncio.ensure_future(self._send_async(step))
+        try:
+            return await asyncio.shield(trip)
+        except asyncio.CancelledError:
+            trip.add_done_callback(lambda done: self._settle(step, done))
+            raise
+
+    def _settle(self, step: _Request, done: asyncio.Future[StoredState]) -> None:
+        """Finish a round trip whose caller was cancelled (see ``_send_shielded``)."""
+        if done.cancelled():  # the loop is closing: nothing left to settle with
+            return
+        error = done.exception()
+        if isinstance(error, Exception):
+            self._lost(error, step)
+            return
+        if error is not None:
+            return
+        ticket = self._answered(step, done.result())
+        if step.admit and isinstance(ticket, int) and ticket != _UNRECORDED:
+            # The admitted call will never run: free what it holds without waiting.
+            release = done.get_loop().create_task(self._record_async(ticket, "i", None))
+            _RELEASES.add(release)
+            release.add_done_callback(_RELEASES.discard)
+
     async def _send_async(self, step: _Request) -> StoredState:
         storage, name = self._storage, cast("str", self._name)
         if step.admit:
@@ -354,13 +489,14 @@ class SharedBreaker(CircuitBreaker):
             rejected=step.rejected,
         )
 
+    @section
     def _answered(self, step: _Request, reply: StoredState) -> int | CircuitOpenError | None:
         """Mirror a reply; for an admission return the ticket or the error, else None."""
         now = self._settings.clock()
         with self._lock:
             for code in step.count:
                 self._count(code)
-            change, back = self._mirror(reply, now)
+            change, back = self._mirror(reply, now, wrote=not step.admit)
             ticket: int | None = None
             if step.admit:
                 if not reply.admitted:
@@ -381,8 +517,16 @@ class SharedBreaker(CircuitBreaker):
             retry_after = _HALF_OPEN_FULL_RETRY_AFTER
         return CircuitOpenError(self._name, reply.state, retry_after)
 
-    def _mirror(self, reply: StoredState, now: float) -> tuple[Change | None, bool]:
-        """Make the cache match the storage's state (the lock is held)."""
+    def _mirror(
+        self, reply: StoredState, now: float, *, wrote: bool = True
+    ) -> tuple[Change | None, bool]:
+        """Make the cache match the storage's state (the lock is held).
+
+        Any reply makes the breaker use the storage again, but only a reply to a write
+        (``wrote``: outcomes recorded, an operator's order) ends a logged outage. A
+        storage that answers reads and admissions but refuses writes (``maxmemory``, a
+        read-only replica) is thus one outage, logged once, and once on recovery.
+        """
         change = None
         if reply.state is not self._state:
             change = self._to(reply.state, now)
@@ -403,15 +547,19 @@ class SharedBreaker(CircuitBreaker):
             extras = self._extras_dict()
             extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
             logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
-        back, self._down = self._down, False
+        self._down = False
+        back = wrote and self._warned
+        if back:
+            self._warned = False
         return change, back
 
+    @section
     def _lost(self, exc: Exception, step: _Request | None) -> None:
         """Fall back to the local state machine after the storage failed."""
         now = self._settings.clock()
         with self._lock:
-            first = not self._down
-            self._down = True
+            first = not self._warned
+            self._warned = self._down = True
             self._probe_at = now + _PROBE_INTERVAL
             self._batch.clear()  # counted locally already; the storage will not hear of them
             self._stale.clear()
@@ -509,7 +657,7 @@ class SharedBreaker(CircuitBreaker):
             )
             now = self._settings.clock()
             with self._lock:
-                change, back = self._mirror(reply, now)
+                change, back = self._mirror(reply, now, wrote=False)
             if back:
                 logger.info(
                     "circuit breaker %r: storage reachable again; state resynced", self._name

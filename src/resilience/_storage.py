@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from resilience._state import CircuitState
 
-__all__ = ["BreakerStorage", "StoredState"]
+__all__ = ["BreakerStorage", "StoredState", "check_storage_error_mode"]
+
+_ERROR_MODES = ("local", "closed", "open")
+
+
+def check_storage_error_mode(value: object) -> Literal["local", "closed", "open"]:
+    """Return a valid ``on_storage_error`` value, or raise naming the parameter."""
+    if not isinstance(value, str):
+        raise TypeError(f"on_storage_error must be a str, got {value!r}")
+    if value not in _ERROR_MODES:
+        raise ValueError(f"on_storage_error must be 'local', 'closed' or 'open', got {value!r}")
+    return cast("Literal['local', 'closed', 'open']", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +89,16 @@ class BreakerStorage(abc.ABC):
         cache_ttl: seconds a breaker may decide admission from its cached copy of the
             shared state while it batches outcomes (0: send each outcome at once).
         refresh_after: seconds after which a breaker that has heard nothing from the
-            storage asks it again before admitting a call.
+            storage asks it again before admitting a call, or before reporting its state.
+        on_storage_error: what a breaker does while the storage cannot be reached:
+            ``"local"`` runs the breaker's own copy of the circuit, ``"closed"`` lets
+            every call through (counted in this process's totals, never tripping), and
+            ``"open"`` rejects every call.
     """
 
     cache_ttl: float = 0.0
     refresh_after: float = 1.0
+    on_storage_error: Literal["local", "closed", "open"] = "local"
 
     @abc.abstractmethod
     def admit(self, name: str, config: Mapping[str, Any], *, rejected: int = 0) -> StoredState:

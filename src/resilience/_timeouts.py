@@ -30,7 +30,8 @@ import time
 import types
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
-from resilience._deadline import _DEADLINE, remaining
+from resilience._critical import interrupted
+from resilience._deadline import _DEADLINE, check_limit, remaining
 from resilience._validate import check_callable, check_name, check_number
 
 if TYPE_CHECKING:
@@ -202,23 +203,56 @@ class _Alarms:
         self.saved_handler: Any = signal.SIG_DFL
         self.foreign_due: float | None = None  # when the timer armed before ours fires
         self.foreign_interval = 0.0
+        self.missed = False  # an alarm came while busy: look at the due times again after
 
     def push(self, timer: _Timeout) -> None:
-        """Start interrupting for ``timer``; install the handler if it is the first."""
+        """Start interrupting for ``timer``; install the handler if it is the first.
+
+        All or nothing: if any step fails, the handler, the timer and the stack are left as
+        they were and the error propagates.
+        """
         self.busy = True
         try:
-            if not self.stack:
+            first = not self.stack
+            if first:
                 _noop()  # let a pending handler of the previous owner run before we take over
                 previous = signal.getsignal(signal.SIGALRM)
                 delay, interval = signal.getitimer(signal.ITIMER_REAL)
-                signal.signal(signal.SIGALRM, self.on_alarm)
+                signal.signal(signal.SIGALRM, self.on_alarm)  # raises before changing anything
                 self.saved_handler = previous
                 self.foreign_due = time.monotonic() + delay if delay > 0 else None
                 self.foreign_interval = interval
             self.stack.append(timer)
-            self.arm(time.monotonic())
+            try:
+                self.arm(time.monotonic())
+            except BaseException:
+                self.stack.remove(timer)
+                if first:
+                    self._restore()
+                else:
+                    self.arm(time.monotonic())
+                raise
         finally:
-            self.busy = False
+            self._unbusy()
+
+    def _unbusy(self) -> None:
+        """Leave push/pop; an alarm that came meanwhile is looked at again at once."""
+        self.busy = False
+        if self.missed:
+            self.missed = False
+            if self.stack:
+                self.arm(time.monotonic())
+
+    def _restore(self) -> None:
+        """Give ``SIGALRM`` and the timer back to their previous owner."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.outstanding = False
+        signal.signal(signal.SIGALRM, self.saved_handler)
+        if self.foreign_due is not None:
+            left = max(self.foreign_due - time.monotonic(), _MIN_DELAY)
+            signal.setitimer(signal.ITIMER_REAL, left, self.foreign_interval)
+        self.saved_handler = signal.SIG_DFL
+        self.foreign_due = None
 
     def pop(self, timer: _Timeout) -> None:
         """Stop interrupting for ``timer``; give the signal back if it was the last."""
@@ -237,14 +271,9 @@ class _Alarms:
             while self.outstanding and time.monotonic() < give_up:
                 _noop()
             self.outstanding = False
-            signal.signal(signal.SIGALRM, self.saved_handler)
-            if self.foreign_due is not None:
-                left = max(self.foreign_due - time.monotonic(), _MIN_DELAY)
-                signal.setitimer(signal.ITIMER_REAL, left, self.foreign_interval)
-            self.saved_handler = signal.SIG_DFL
-            self.foreign_due = None
+            self._restore()
         finally:
-            self.busy = False
+            self._unbusy()
 
     def arm(self, now: float) -> None:
         """Arm the timer for the earliest pending due time, or disarm it."""
@@ -261,10 +290,16 @@ class _Alarms:
     def on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
         """Interrupt the outermost expired block, or call the previous owner's handler."""
         self.outstanding = False
-        if self.busy or not self.stack:
+        if self.busy:
+            self.missed = True  # push/pop look at the due times again as they finish
             return
-        if _in_bookkeeping(frame):
-            # Raising inside our own __enter__/__exit__ would skip their cleanup.
+        if not self.stack:
+            return
+        if _in_bookkeeping(frame) or interrupted(frame) or _swallowed_there(frame):
+            # Raising inside our own __enter__/__exit__ would skip their cleanup, inside a
+            # critical section (a breaker's locked update) would leave it half done, and
+            # inside a gc callback or a __del__ the interpreter would swallow it: the
+            # block would run on as if it had no limit.
             signal.setitimer(signal.ITIMER_REAL, _RETRY_DELAY)
             self.outstanding = True
             return
@@ -281,7 +316,7 @@ class _Alarms:
                 for inner in self.stack[index:]:
                     inner.fired = True
                 self.arm(now)
-                raise TimeoutError(entry.interrupt_message())
+                raise _ours(TimeoutError(entry.interrupt_message()))
         self.arm(now)
 
 
@@ -297,6 +332,17 @@ def _call_previous_handler(handler: Any, signum: int, frame: types.FrameType | N
 
 
 _ALARMS: Final = _Alarms()
+
+
+def _ours(error: TimeoutError) -> TimeoutError:
+    """Mark ``error`` as raised by a ``timeout()`` of this library, then return it."""
+    # A builtin exception takes attributes; the mark is private to this module.
+    error._resilience_timeout = True  # type: ignore[attr-defined]  # noqa: SLF001
+    return error
+
+
+def _is_ours(error: BaseException | None) -> bool:
+    return isinstance(error, TimeoutError) and getattr(error, "_resilience_timeout", False)
 
 
 def _interrupt_unavailable() -> str | None:
@@ -334,7 +380,7 @@ class _Timeout:
     )
 
     def __init__(self, seconds: float) -> None:
-        self._seconds = check_number("seconds", seconds, positive=True)
+        self._seconds = check_limit("seconds", seconds)
         self._entered = False
         self._limit = self._seconds
         self._by_deadline = False
@@ -381,12 +427,16 @@ class _Timeout:
 
     def __enter__(self) -> Self:
         self._begin()
-        reason = _interrupt_unavailable()
-        if reason is None:
-            try:
-                _ALARMS.push(self)
-            except ValueError as error:  # e.g. the main thread of a sub-interpreter
-                reason = f"SIGALRM is unavailable here ({error})"
+        try:
+            reason = _interrupt_unavailable()
+            if reason is None:
+                try:
+                    _ALARMS.push(self)
+                except ValueError as error:  # e.g. the main thread of a sub-interpreter
+                    reason = f"SIGALRM is unavailable here ({error})"
+        except BaseException:
+            self._end()  # push left the signal state as it was; put the deadline back too
+            raise
         self._reason = reason
         return self
 
@@ -402,6 +452,11 @@ class _Timeout:
                 _ALARMS.pop(self)
         finally:
             self._end()
+        if self.fired and exc is not None and not _is_ours(exc):
+            # Our interrupt landed inside a client that turned it into its own error
+            # (httpx's ReadTimeout, a wrapped OSError): the caller still gets the builtin
+            # TimeoutError, chained from what the client made of it.
+            raise _ours(TimeoutError(self.interrupt_message())) from exc
         # A block that ran past its limit never ends normally (its own exception wins).
         if exc_type is None and now >= self.due:
             raise self._late(now)
@@ -433,9 +488,13 @@ class _Timeout:
             # block's own exceptions pass through untouched.
             await cm.__aexit__(exc_type, exc, tb)
         except TimeoutError:
-            raise TimeoutError(f"the awaited work was cancelled at {self._what()}") from exc
+            raise _ours(TimeoutError(f"the awaited work was cancelled at {self._what()}")) from exc
         finally:
             self._end()
+        if cm.expired() and exc is not None and not _is_ours(exc):
+            # The cancellation was turned into another error inside the block: the time
+            # still ran out, and the caller gets the builtin TimeoutError, chained.
+            raise _ours(TimeoutError(f"the awaited work was cancelled at {self._what()}")) from exc
         if exc_type is None and now >= self.due:
             raise self._late(now)
 
@@ -499,6 +558,8 @@ _BOOKKEEPING: frozenset[types.CodeType] = frozenset(
         _Timeout._end,  # noqa: SLF001  # our own class
         _Alarms.push,
         _Alarms.pop,
+        _Alarms._unbusy,  # noqa: SLF001  # our own class
+        _Alarms._restore,  # noqa: SLF001  # our own class
         _Alarms.arm,
         _interrupt_unavailable,
         remaining,
@@ -520,6 +581,23 @@ def _in_bookkeeping(frame: types.FrameType | None) -> bool:
     """Tell whether ``frame`` or a caller of it is one of our set-up or tear-down steps."""
     while frame is not None:
         if frame.f_code in _BOOKKEEPING:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _swallowed_there(frame: types.FrameType | None) -> bool:
+    """Tell whether an exception raised at ``frame`` would be reported as unraisable.
+
+    The garbage collector runs its callbacks and finalizers (``__del__``) at any
+    allocation; what they raise is printed and dropped, never seen by the block.
+    """
+    import gc  # noqa: PLC0415  # already loaded by the interpreter; only an alarm needs it
+
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code in callbacks:
             return True
         frame = frame.f_back
     return False
@@ -697,7 +775,7 @@ def call_with_timeout(
             f"func must be a plain function, got coroutine function {func!r}; "
             "use `async with timeout()` around the await instead"
         )
-    limit = check_number("seconds", seconds, positive=True)
+    limit = check_limit("seconds", seconds)
     left = remaining()
     if left is not None and left < limit:
         if left <= 0.0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 from resilience._validate import check_int, check_number
 
@@ -126,21 +127,25 @@ class _TimeRing(_Ring):
         self.slow += slow
 
 
+MAX_COUNT_WINDOW: Final = 1_000_000  # one byte per call: 1 MB per breaker at most
+
+
 @dataclass(frozen=True, slots=True)
 class CountWindow:
     """A window of the last ``size`` calls.
 
     Args:
-        size: how many recent calls the window holds, an int >= 1.
+        size: how many recent calls the window holds, an int from 1 to 1,000,000
+            (it keeps one byte per call, made when the breaker is).
 
     Raises:
-        TypeError, ValueError: ``size`` is not an int >= 1.
+        TypeError, ValueError: ``size`` is not an int from 1 to 1,000,000.
     """
 
     size: int = 100
 
     def __post_init__(self) -> None:
-        check_int("size", self.size, minimum=1)
+        check_int("size", self.size, minimum=1, maximum=MAX_COUNT_WINDOW)
 
     def _ring(self) -> _Ring:
         return _CountRing(self.size)

@@ -6,6 +6,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
+from resilience._validate import is_coroutine_function
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -42,7 +44,9 @@ def wrap(
             f"cannot wrap generator function {func.__qualname__}: its body runs after the "
             "wrapper returns, so nothing could be protected"
         )
-    if inspect.iscoroutinefunction(func):
+    # An object whose __call__ is ``async def`` is a coroutine function to its callers
+    # too, though inspect says no: its calls must be awaited under the policy.
+    if inspect.iscoroutinefunction(func) or is_coroutine_function(func):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             return await async_runner(func, args, kwargs)

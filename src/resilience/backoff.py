@@ -28,7 +28,7 @@ from typing import Final, Literal, TypeAlias, get_args
 from resilience._types import Backoff
 from resilience._validate import check_int, check_number
 
-__all__ = ["Backoff", "Constant", "Exponential", "Jitter", "Linear"]
+__all__ = ["Backoff", "Constant", "Exponential", "Jitter", "Linear", "Random"]
 
 Jitter: TypeAlias = Literal["none", "full", "equal", "decorrelated"]
 """How an ``Exponential`` strategy randomises its delays."""
@@ -240,3 +240,48 @@ class Exponential:
         else:
             _PREVIOUS.set({**state, key: (self, delay)})
         return delay
+
+
+@dataclass(frozen=True, slots=True)
+class Random:
+    """Wait a uniformly random ``[min_delay, max_delay]`` seconds before every retry.
+
+    tenacity's ``wait_random(min, max)``: spreads clients out without growing the wait.
+
+    Args:
+        min_delay: the shortest wait, a finite number >= 0.
+        max_delay: the longest wait, a finite number >= ``min_delay``.
+        rng: the random source (for reproducible tests), or ``None`` for a shared one.
+
+    Raises:
+        TypeError, ValueError: a bound is not a finite number >= 0, ``min_delay`` exceeds
+            ``max_delay``, or ``rng`` is not a ``random.Random``.
+
+    Examples:
+        >>> import random
+        >>> 1.0 <= Random(1.0, 3.0, rng=random.Random(7))(4) <= 3.0
+        True
+    """
+
+    min_delay: float
+    max_delay: float
+    rng: random.Random | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        low = check_number("min_delay", self.min_delay, minimum=0.0)
+        high = check_number("max_delay", self.max_delay, minimum=0.0)
+        if low > high:
+            raise ValueError(
+                f"min_delay must be <= max_delay, got min_delay={self.min_delay!r}, "
+                f"max_delay={self.max_delay!r}"
+            )
+        if self.rng is not None and not isinstance(self.rng, random.Random):
+            raise TypeError(f"rng must be a random.Random or None, got {self.rng!r}")
+        object.__setattr__(self, "min_delay", low)
+        object.__setattr__(self, "max_delay", high)
+
+    def __call__(self, n: int) -> float:
+        """Return a fresh uniform draw in ``[min_delay, max_delay]`` (``n`` from 1)."""
+        _check_n(n)
+        low = self.min_delay
+        return low + (self.max_delay - low) * (self.rng or _RANDOM).random()

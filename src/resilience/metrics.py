@@ -1,6 +1,6 @@
 """Prometheus metrics and a health check for circuit breakers and named retries.
 
-Install the extra first: ``pip install 'resilience[prometheus]'``.
+Install the extra first: ``pip install 'resilient-calls[prometheus]'``.
 
 Metrics are pulled, never pushed: ``register_metrics()`` adds a collector to a
 prometheus_client registry, and the collector reads every named breaker (and every named
@@ -39,13 +39,15 @@ try:
 except ImportError as exc:
     raise ImportError(
         "resilience.metrics needs prometheus-client; install it with: "
-        "pip install 'resilience[prometheus]'"
+        "pip install 'resilient-calls[prometheus]'"
     ) from exc
 
+import contextlib
 import json
 import logging
 import re
 import socket
+import sys
 import threading
 import weakref
 import zlib
@@ -54,10 +56,10 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any, Final, Self, cast
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from resilience import _observed, _retry_stats
+from resilience import _named, _observed, _retry_stats
 from resilience._registry import default_registry
 from resilience._state import CircuitState
-from resilience._validate import check_int
+from resilience._validate import check_int, check_number
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -284,27 +286,47 @@ class _Collector(Collector):
         ]
 
     def _rows(self) -> _Rows:
-        rows: _Rows = []
-        seen: set[str] = set()
-        check_seen = len(self._sources) > 1
+        rows: dict[str, _Row] = {}
+        seen: set[int] = set()  # ids of breakers read: a breaker in two sources counts once
         for source in self._sources:
             try:
-                breakers = list(source)
+                breakers = _breakers_of(source)
             except Exception:
                 logger.exception("cannot list circuit breakers of %r for metrics", source)
                 continue
             for breaker in breakers:
                 name = breaker.name
-                if name is None or (check_seen and name in seen):
+                if name is None or id(breaker) in seen:
                     continue
+                seen.add(id(breaker))
                 try:
-                    rows.append((name, breaker._metrics_row()))  # noqa: SLF001  # one unit
+                    row = breaker._metrics_row()  # noqa: SLF001  # one unit
                 except Exception:
                     logger.exception("cannot read circuit breaker %r for metrics", name)
                     continue
-                if check_seen:
-                    seen.add(name)
-        return rows
+                earlier = rows.get(name)
+                rows[name] = row if earlier is None else _merge_rows(earlier, row)
+        return list(rows.items())
+
+
+def _breakers_of(source: Iterable[CircuitBreaker]) -> list[CircuitBreaker]:
+    """List a source's breakers; the default registry stands for every live named one."""
+    if source is default_registry:
+        return _named.live()
+    return list(source)
+
+
+def _merge_rows(earlier: _Row, later: _Row) -> _Row:
+    """Merge two live breakers with one name into one row (see ``register_metrics``).
+
+    Counters add up, so no call goes unexported; the state and the failure rate are
+    the later-made breaker's, the one a newer ``CircuitBreaker(name=...)`` stands for.
+    """
+    totals = cast(
+        "tuple[int, int, int, int]", tuple(a + b for a, b in zip(earlier[1], later[1], strict=True))
+    )
+    transitions = tuple(a + b for a, b in zip(earlier[4], later[4], strict=True))
+    return later[0], totals, later[2], later[3], transitions
 
 
 def _strategy_families() -> list[Metric]:
@@ -363,10 +385,12 @@ def register_metrics(
 
     Args:
         registry: the prometheus_client registry to export on (default: its global one).
-        breakers: a ``BreakerRegistry`` (default: the one behind
-            ``get_circuit_breaker``) or any re-iterable collection of breakers. Only
-            named breakers are exported. When several collections hold the same name,
-            the first registered wins.
+        breakers: a ``BreakerRegistry`` or any re-iterable collection of breakers.
+            The default, the registry behind ``get_circuit_breaker``, stands for every
+            live named breaker however it was made (``CircuitBreaker(name=...)``, the
+            decorator, a registry), held weakly. Only named breakers are exported. Two
+            live breakers with one name give one series per label set: their counters
+            are added up and the state and failure rate are the later-made one's.
 
     Returns:
         The collector, for ``registry.unregister(...)``.
@@ -411,11 +435,12 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
 
     Breakers that are OPEN, HALF_OPEN or FORCED_OPEN are listed, and any of them makes
     the status ``"degraded"``; otherwise it is ``"ok"``. ``open_for`` is how many seconds,
-    on the breaker's clock, have passed since it last left CLOSED.
+    on the breaker's clock, have passed since it last left CLOSED, rounded to
+    milliseconds. Two live breakers with one name are each listed when open.
 
     Args:
-        breakers: a ``BreakerRegistry`` or collection of breakers (default: the default
-            registry).
+        breakers: a ``BreakerRegistry`` or collection of breakers (default: every live
+            named breaker, however it was made).
 
     Returns:
         ``{"status": "ok" | "degraded", "open": [{"name", "state", "open_for"}, ...]}``.
@@ -429,19 +454,24 @@ def health(breakers: Iterable[CircuitBreaker] | None = None) -> dict[str, Any]:
     """
     source = default_registry if breakers is None else _check_breakers(breakers)
     listed: list[dict[str, Any]] = []
-    for breaker in list(source):
+    for breaker in _breakers_of(source):
         try:
             state, _, _, open_for, _ = breaker._metrics_row()  # noqa: SLF001  # one unit
         except Exception:
             logger.exception("cannot read circuit breaker %r for health", breaker.name)
             continue
         if state in _DEGRADED:
-            listed.append({"name": breaker.name, "state": state, "open_for": open_for})
+            listed.append({"name": breaker.name, "state": state, "open_for": _ms(open_for)})
     degraded = _degraded_strategies()
     report: dict[str, Any] = {"status": "degraded" if listed or degraded else "ok", "open": listed}
     if degraded:
         report["degraded"] = degraded
     return report
+
+
+def _ms(seconds: float | None) -> float | None:
+    """Round to the millisecond: ``2.887``, not ``2.8871923600000002``."""
+    return None if seconds is None else round(seconds, 3)
 
 
 def _degraded_strategies() -> list[dict[str, Any]]:
@@ -497,29 +527,55 @@ def _exposition(registry: Collector) -> list[bytes]:
     return chunks
 
 
+_ENDPOINTS: Final = ("/metrics", "/health")
+_METHODS: Final = ("GET", "HEAD")
+_NOT_FOUND: Final = b"404 not found: this server serves /metrics and /health\n"
+
+
 def _app(registry: CollectorRegistry, breakers: Iterable[CircuitBreaker] | None) -> WSGIApplication:
-    """Return the server's WSGI app: ``/health`` as JSON, metrics on every other path."""
+    """Return the server's WSGI app: ``/metrics`` and ``/health``, 404 for other paths.
+
+    GET and HEAD are served (HEAD with GET's headers and no body); OPTIONS says so; other
+    methods get 405. Filtered scrapes (``name[]=``) and OpenMetrics are rendered by
+    prometheus_client itself, plain scrapes by ``_exposition``.
+    """
     standard = prometheus_client.make_wsgi_app(registry)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
-        if path.rstrip("/") == "/health":
-            if method != "GET":
-                start_response("405 Method Not Allowed", [("Allow", "GET")])
-                return [b""]
+        head = method == "HEAD"
+        if path not in _ENDPOINTS:
+            headers = [("Content-Type", "text/plain; charset=utf-8")]
+            headers.append(("Content-Length", str(len(_NOT_FOUND))))
+            start_response("404 Not Found", headers)
+            return [] if head else [_NOT_FOUND]
+        if method not in _METHODS:
+            status = "200 OK" if method == "OPTIONS" else "405 Method Not Allowed"
+            start_response(status, [("Allow", "GET, HEAD, OPTIONS"), ("Content-Length", "0")])
+            return []
+        if path == "/health":
             body = [json.dumps(health(breakers)).encode()]
-            return _respond(start_response, environ, body, "application/json")
-        if method != "GET" or "name[]" in environ.get("QUERY_STRING", ""):
-            # Options, errors and filtered scrapes: prometheus_client's own handling.
-            return cast("Iterable[bytes]", standard(environ, start_response))
-        return _respond(start_response, environ, _exposition(registry), _TEXT_CONTENT_TYPE)
+            return _respond(start_response, environ, body, "application/json", head=head)
+        if "name[]" in environ.get("QUERY_STRING", "") or "openmetrics" in environ.get(
+            "HTTP_ACCEPT", ""
+        ):
+            answer = standard({**environ, "REQUEST_METHOD": "GET"}, start_response)
+            return [] if head else cast("Iterable[bytes]", answer)
+        return _respond(
+            start_response, environ, _exposition(registry), _TEXT_CONTENT_TYPE, head=head
+        )
 
     return app
 
 
 def _respond(
-    start_response: StartResponse, environ: WSGIEnvironment, chunks: list[bytes], content_type: str
+    start_response: StartResponse,
+    environ: WSGIEnvironment,
+    chunks: list[bytes],
+    content_type: str,
+    *,
+    head: bool = False,
 ) -> list[bytes]:
     headers = [("Content-Type", content_type)]
     if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
@@ -532,11 +588,79 @@ def _respond(
     # the service degrading on purpose, and a load balancer pulling every instance would
     # turn that into an outage.
     start_response("200 OK", headers)
-    return chunks
+    return [] if head else chunks
+
+
+_BUSY: Final = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 38\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    b"503 too many connections to this server"
+)
 
 
 class _Server(ThreadingMixIn, WSGIServer):
+    """A threaded WSGI server that bounds its threads, however many clients sit idle.
+
+    Each connection gets a thread (a scrape may be slow to render), but at most
+    ``max_connections`` at once: past that, a connection is answered 503 at once by the
+    accepting thread and closed. A connection that sends nothing for ``read_timeout``
+    seconds is dropped, which frees its thread. The wsgiref server speaks HTTP/1.0, so a
+    connection serves one request and no keep-alive can hold a thread either.
+    """
+
     daemon_threads = True  # a hung scraper must not keep the process alive
+    request_queue_size = 128  # the listen backlog: socketserver's 5 drops bursts unseen
+    max_connections = 64
+    read_timeout = 10.0
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._warned = False
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots.acquire(blocking=False):
+            super().process_request(request, client_address)  # a thread; it frees the slot
+        else:
+            self._refuse(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        request.settimeout(self.read_timeout)
+        super().process_request_thread(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close an admitted connection and free its slot.
+
+        socketserver calls this once per admitted connection: from its thread when it is
+        served, or from the accepting thread if its thread could not start.
+        """
+        try:
+            super().shutdown_request(request)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: Any, client_address: Any) -> None:
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        logger.log(
+            level,
+            "metrics server: %d connections open (max_connections); refusing %s",
+            self.max_connections,
+            client_address,
+        )
+        with contextlib.suppress(OSError):
+            request.setblocking(False)  # noqa: FBT003  # never stall the accepting thread
+            request.send(_BUSY)
+        super().shutdown_request(request)  # it holds no slot to free
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002  # the base's
+        """Log a connection that failed, instead of printing a traceback on stderr.
+
+        What reaches here is the connection's, not the app's (wsgiref answers an app's
+        error with a 500 itself): a client silent past ``read_timeout``, or one that hung up.
+        """
+        error = sys.exc_info()[1]
+        logger.debug("metrics server: connection from %s ended: %r", client_address, error)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -588,13 +712,18 @@ def start_metrics_server(
     addr: str = "127.0.0.1",
     registry: CollectorRegistry | None = None,
     breakers: Iterable[CircuitBreaker] | None = None,
+    *,
+    max_connections: int = 64,
+    read_timeout: float = 10.0,
 ) -> MetricsServer:
     """Serve ``/metrics`` (and ``/health``) over HTTP from a daemon thread.
 
     The collector for ``breakers`` is registered on ``registry`` unless it is there
     already. ``/metrics`` serves the whole registry in the Prometheus text format (or
     OpenMetrics, when asked for); ``/health`` serves ``health(breakers)`` as JSON with
-    status 200 even when degraded. This thread is the only one the library starts, and
+    status 200 even when degraded. Every other path answers 404. GET and HEAD are
+    served, gzip-compressed when the client accepts it. This thread (and one per open
+    connection, at most ``max_connections``) is the only one the library starts, and
     only here.
 
     Args:
@@ -602,6 +731,9 @@ def start_metrics_server(
         addr: the address to listen on; the default serves only this machine.
         registry: the prometheus_client registry to serve (default: its global one).
         breakers: the breakers to export (default: the default registry).
+        max_connections: connections served at once; one more is answered 503 and
+            closed, so idle clients cannot pin a thread each.
+        read_timeout: seconds a connection may stay silent before it is dropped.
 
     Returns:
         The running server, with ``.port``, ``.url`` and ``.close()``.
@@ -621,22 +753,29 @@ def start_metrics_server(
         raise ValueError(f"port must be <= 65535, got {port}")
     if not isinstance(addr, str):
         raise TypeError(f"addr must be a str, got {addr!r}")
+    limit = check_int("max_connections", max_connections, minimum=1)
+    silence = check_number("read_timeout", read_timeout, positive=True)
     registry = prometheus_client.REGISTRY if registry is None else _check_registry(registry)
     source = default_registry if breakers is None else _check_breakers(breakers)
     register_metrics(registry, source)
     app = _app(registry, source)
-    server_class = _server_class(addr, port)
+    server_class = _server_class(addr, port, max_connections=limit, read_timeout=silence)
     server = make_server(addr, port, app, server_class, _QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="resilience-metrics", daemon=True)
     thread.start()
     return MetricsServer(server, thread)
 
 
-def _server_class(addr: str, port: int) -> type[WSGIServer]:
+def _server_class(
+    addr: str, port: int, *, max_connections: int, read_timeout: float
+) -> type[WSGIServer]:
     """Return a server class of the address family ``addr`` resolves to (IPv4 or IPv6)."""
     family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+    limit, silence = max_connections, read_timeout
 
     class Server(_Server):
         address_family = family
+        max_connections = limit
+        read_timeout = silence
 
     return Server

@@ -16,20 +16,26 @@ Examples:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, unquote
 
 try:
     import redis as _redis
-    import redis.asyncio as _aredis
+    import redis.asyncio.connection as _aconnection
+    from redis.backoff import NoBackoff
+    from redis.cluster import ClusterNode
+    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
-    raise ImportError("resilience.redis needs redis-py: pip install 'resilience[redis]'") from exc
+    raise ImportError(
+        "resilience.redis needs redis-py: pip install 'resilient-calls[redis]'"
+    ) from exc
 
-from resilience._redis_lua import SCRIPT
+from resilience._redis_lua import GCRA_SCRIPT, SCRIPT
 from resilience._state import CircuitState
-from resilience._storage import BreakerStorage, StoredState
+from resilience._storage import BreakerStorage, StoredState, check_storage_error_mode
 from resilience._validate import check_name, check_number
 
 if TYPE_CHECKING:
@@ -38,6 +44,29 @@ if TYPE_CHECKING:
 __all__ = ["RedisStorage"]
 
 _MAX_CACHE_TTL: Final = 0.1
+_MAX_TIMEOUT: Final = 60.0
+_MAX_PREFIX: Final = 200
+# The settings a sync connection accepts (redis-py 5 to 8): an asyncio client's pool
+# carries a few more, which the sync twin must not be given.
+_SYNC_SETTINGS: Final = frozenset(
+    inspect.signature(_redis.connection.AbstractConnection.__init__).parameters
+) | {"host", "port", "path", "socket_keepalive", "socket_keepalive_options", "socket_type"}
+# CLIENT SETINFO costs two round trips per new connection, each one more wait on a
+# stalled server: the twin skips it (``driver_info`` from redis-py 7, the names before).
+_NO_CLIENT_SETINFO: Final = (
+    {"driver_info": None}
+    if "driver_info" in _SYNC_SETTINGS
+    else {"lib_name": None, "lib_version": None}
+)
+# Settings whose asyncio values (parsers, hooks) a blocking connection cannot use.
+_ASYNC_ONLY: Final = frozenset(
+    {"parser_class", "redis_connect_func", "event_dispatcher", "command_packer", "encoder_class"}
+)
+_ASYNC_TO_SYNC: Final = {
+    _aconnection.Connection: _redis.Connection,
+    _aconnection.SSLConnection: _redis.SSLConnection,
+    _aconnection.UnixDomainSocketConnection: _redis.UnixDomainSocketConnection,
+}
 _KEYS_CACHED: Final = 4096  # names (and configs) whose encoding is kept
 _OPERATOR_STATES: Final = frozenset(
     {
@@ -80,6 +109,24 @@ def _number(name: str, value: object) -> str:
     return repr(value)
 
 
+def _gcra_reply(reply: int) -> tuple[bool, float]:
+    """Decode the GCRA script's reply: admitted, and seconds (wait or retry-after)."""
+    return reply >= 0, (reply if reply >= 0 else -reply) / 1e6
+
+
+def _check_prefix(prefix: object) -> str:
+    """Return a valid key prefix: a non-empty printable ``str`` without braces."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {prefix!r}")
+    if not prefix:
+        raise ValueError(f"prefix must not be empty (keys would clash with others), got {prefix!r}")
+    if len(prefix) > _MAX_PREFIX:
+        raise ValueError(f"prefix must be at most {_MAX_PREFIX} characters, got {prefix!r}")
+    if "{" in prefix or "}" in prefix or not prefix.isprintable():
+        raise ValueError(f"prefix must not contain braces or control characters, got {prefix!r}")
+    return prefix
+
+
 def _policy_arg(config: Mapping[str, Any]) -> str:
     """Encode a breaker's policy config as the script's policy argument."""
     policy = _POLICY_CODES[config["policy"]]
@@ -101,39 +148,81 @@ def _policy_arg(config: Mapping[str, Any]) -> str:
     return ",".join(fields)
 
 
-def _sync_twin(client: Any) -> Any:
-    """Make a blocking client with an asyncio client's connection settings."""
-    pool = getattr(client, "connection_pool", None)
-    if pool is None:
-        raise TypeError(
-            f"cannot derive a synchronous client from {client!r}; pass sync_client= as well"
-        )
-    settings = dict(pool.connection_kwargs)
-    options: dict[str, Any] = {
-        key: settings[key]
-        for key in (
-            "db",
-            "username",
-            "password",
-            "socket_timeout",
-            "socket_connect_timeout",
-            "socket_keepalive",
-            "client_name",
-            "decode_responses",
-            "encoding",
-            "credential_provider",
-        )
-        if key in settings
+def _bounded(settings: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+    """Return connection settings that wait at most ``timeout`` and never retry.
+
+    redis-py retries a failed command (three times with backoff for a client made with
+    ``redis.Redis(host=..., port=...)``) and waits forever on a silent socket unless
+    ``socket_timeout`` is set; either makes a stalled server stall every protected call.
+    """
+    options = {
+        key: value
+        for key, value in settings.items()
+        if key not in {"lib_name", "lib_version", "driver_info", "retry"}
     }
-    if "path" in settings:
-        options["unix_socket_path"] = settings["path"]
-    else:
-        options["host"] = settings.get("host", "localhost")
-        options["port"] = settings.get("port", 6379)
-    if issubclass(pool.connection_class, _aredis.SSLConnection):
-        options["ssl"] = True
-        options.update({k: v for k, v in settings.items() if k.startswith("ssl_")})
-    return _redis.Redis(**options)
+    for key in ("socket_timeout", "socket_connect_timeout"):
+        given = options.get(key)
+        options[key] = timeout if given is None else min(float(given), timeout)
+    options.update(
+        _NO_CLIENT_SETINFO,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        retry_on_error=[],
+        health_check_interval=0,  # a health-check PING would be one more wait
+    )
+    return options
+
+
+def _bounded_twin(client: Any, timeout: float) -> Any:
+    """Make a blocking client like ``client`` (sync or asyncio) whose calls give up in time.
+
+    The twin has its own connection pool, built from ``client``'s connection settings with
+    socket timeouts of at most ``timeout`` seconds and no retries, so what a stalled or
+    slow Redis can add to a protected call is bounded whatever client the user made.
+    """
+    given: Any = client  # redis-py's cluster methods are untyped
+    if isinstance(given, _redis.RedisCluster):
+        cluster_settings = {
+            key: value
+            for key, value in given.nodes_manager.connection_kwargs.items()
+            if key in _SYNC_SETTINGS or key.startswith("ssl")
+        }
+        # redis-py leaves ClusterNode and get_nodes() untyped.
+        known = given.get_nodes()  # type: ignore[no-untyped-call]
+        nodes = [ClusterNode(n.host, n.port) for n in known]  # type: ignore[no-untyped-call]
+        options = _bounded(cluster_settings, timeout)
+        # The cluster client refuses these (deprecated since redis-py 6: it never retries
+        # on a timeout unless ``retry`` says so, and ours says never).
+        for key in ("retry_on_timeout", "retry_on_error"):
+            options.pop(key, None)
+        return _redis.RedisCluster(startup_nodes=nodes, **options)
+    pool: Any = getattr(client, "connection_pool", None)
+    settings: Any = getattr(pool, "connection_kwargs", None)
+    if not isinstance(settings, dict):
+        raise TypeError(
+            f"cannot derive a bounded client from {client!r}: it has no connection pool"
+        )
+    connection_class = pool.connection_class
+    if issubclass(connection_class, _aconnection.AbstractConnection):
+        # An asyncio client: the breaker's synchronous paths need a blocking twin.
+        base = next(
+            (sync for cls, sync in _ASYNC_TO_SYNC.items() if issubclass(connection_class, cls)),
+            None,
+        )
+        if base is None:
+            raise TypeError(
+                f"cannot derive a synchronous client from {client!r}; pass sync_client= as well"
+            )
+        connection_class = base
+        settings = {
+            key: value
+            for key, value in settings.items()
+            if (key in _SYNC_SETTINGS and key not in _ASYNC_ONLY) or key.startswith("ssl_")
+        }
+    twin_pool = _redis.ConnectionPool(
+        connection_class=connection_class, **_bounded(settings, timeout)
+    )
+    return _redis.Redis(connection_pool=twin_pool)
 
 
 class RedisStorage(BreakerStorage):
@@ -153,9 +242,14 @@ class RedisStorage(BreakerStorage):
 
     Args:
         client: a ``redis.Redis`` (or ``RedisCluster``) or a ``redis.asyncio`` client.
-            Give the client short ``socket_timeout``/``socket_connect_timeout`` values:
-            a protected call waits for them when Redis stops answering.
-        prefix: the start of every key; ``{`` and ``}`` are not allowed in it.
+            The storage talks to Redis through a twin of it: the same server and
+            credentials, its own connection pool, socket timeouts of ``timeout`` and no
+            retries (an asyncio client is used as given, under ``asyncio.timeout``).
+        prefix: the start of every key: a non-empty printable ``str`` of at most 200
+            characters; ``{`` and ``}`` are not allowed in it.
+        timeout: the most seconds (0 < s <= 60) one operation may wait for Redis; a
+            slow or stalled Redis then fails the operation and the breaker goes on
+            under its local state, so Redis adds at most about this much to a call.
         ttl: seconds after which an unused breaker's keys expire.
         cache_ttl: None to send every outcome at once, or seconds (0 < s <= 0.1) to
             batch them and decide admission locally for that long.
@@ -163,6 +257,10 @@ class RedisStorage(BreakerStorage):
             synchronous paths (``call``, ``with``, ``open()``/``reset()``/…,
             ``get_stats()``); by default one is made from ``client``'s connection
             settings.
+        on_storage_error: what a breaker does while Redis cannot be reached (it asks
+            again every second): ``"local"`` (default) runs this process's own copy of
+            the circuit; ``"closed"`` lets every call through (counted, never tripping);
+            ``"open"`` rejects every call with ``CircuitOpenError``.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -173,42 +271,75 @@ class RedisStorage(BreakerStorage):
         client: Any,
         prefix: str = "resilience:",
         *,
+        timeout: float = 0.1,
         ttl: float = 86400.0,
         cache_ttl: float | None = None,
         sync_client: Any = None,
+        on_storage_error: Literal["local", "closed", "open"] = "local",
     ) -> None:
+        if isinstance(client, str | bytes):  # a URL, maybe with a password: never echo it
+            raise TypeError(
+                "client must be a redis-py client, got a URL string: pass redis.Redis.from_url(url)"
+            )
+        self.on_storage_error = check_storage_error_mode(on_storage_error)
         if not callable(getattr(client, "register_script", None)):
             raise TypeError(f"client must be a redis-py client, got {client!r}")
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, got {prefix!r}")
-        if "{" in prefix or "}" in prefix or not prefix.isprintable():
-            raise ValueError(
-                f"prefix must not contain braces or control characters, got {prefix!r}"
-            )
+        self._prefix = _check_prefix(prefix)
+        self._timeout = check_number("timeout", timeout, positive=True, maximum=_MAX_TIMEOUT)
         self._ttl_ms = str(max(1, round(check_number("ttl", ttl, minimum=1.0) * 1000)))
         if cache_ttl is not None:
             self.cache_ttl = check_number(
                 "cache_ttl", cache_ttl, positive=True, maximum=_MAX_CACHE_TTL
             )
-        self._prefix = prefix
         self._async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
         if self._async:
             if sync_client is None:
-                sync_client = _sync_twin(client)
+                sync_client = client
             elif not callable(getattr(sync_client, "register_script", None)):
                 raise TypeError(f"sync_client must be a redis-py client, got {sync_client!r}")
             self._aclient: Any = client
             self._ascript: Any = client.register_script(SCRIPT)
+            self._agcra: Any = client.register_script(GCRA_SCRIPT)
         elif sync_client is not None:
             raise TypeError(
                 f"sync_client is only for an asyncio client, got sync_client={sync_client!r}"
             )
         else:
             sync_client = client
-        self._client: Any = sync_client
-        self._script: Any = sync_client.register_script(SCRIPT)
+        self._given = sync_client
+        self._client: Any = None
+        self._script: Any = None
+        self._gcra_script: Any = None
+        if not isinstance(sync_client, _redis.RedisCluster):
+            # A cluster twin asks the cluster for its topology when made: that waits
+            # for the first operation, where a failure falls back like any other.
+            self._bind()
         self._configs: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._keys: dict[str, list[str]] = {}
+        self._limit_keys: dict[tuple[str, str | None], list[str]] = {}
+        self._limit_args: dict[tuple[float, float, float], tuple[str, str, str]] = {}
+
+    @property
+    def timeout(self) -> float:
+        """The most seconds one operation may wait for Redis before it fails."""
+        return self._timeout
+
+    def _bind(self) -> Any:
+        """Make the bounded twin of the given client and register the script on it."""
+        client = _bounded_twin(self._given, self._timeout)
+        self._client = client
+        self._gcra_script = client.register_script(GCRA_SCRIPT)
+        self._script = client.register_script(SCRIPT)
+        return self._script
+
+    def _run(self, keys: list[str], args: Sequence[Any]) -> Any:
+        """Run the script once on the bounded client."""
+        return (self._script or self._bind())(keys=keys, args=args)
+
+    async def _run_async(self, keys: list[str], args: Sequence[Any]) -> Any:
+        """Run the script once on the asyncio client, giving up after ``timeout``."""
+        async with asyncio.timeout(self._timeout):
+            return await self._ascript(keys=keys, args=args)
 
     @property
     def prefix(self) -> str:
@@ -235,6 +366,8 @@ class RedisStorage(BreakerStorage):
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self._prefix) + "{*}"
         found = set()
         start = len(self._prefix) + 1
+        if self._client is None:
+            self._bind()
         for key in self._client.scan_iter(match=pattern, count=1000, _type="STRING"):
             text = _text(key)
             if text.endswith("}") and "}" not in text[start:-1]:
@@ -269,7 +402,7 @@ class RedisStorage(BreakerStorage):
     def admit(self, name: str, config: Mapping[str, Any], *, rejected: int = 0) -> StoredState:
         """Ask to admit one call (one script call); see ``BreakerStorage.admit``."""
         args = self._args("a", self._policy(config), rejected=rejected)
-        return _stored(_fields(self._script(keys=self._keys_of(name), args=args)))
+        return _stored(_fields(self._run(keys=self._keys_of(name), args=args)))
 
     def record(
         self,
@@ -290,7 +423,7 @@ class RedisStorage(BreakerStorage):
             outcomes=outcomes,
             stale=stale,
         )
-        return _stored(_fields(self._script(keys=self._keys_of(name), args=args)))
+        return _stored(_fields(self._run(keys=self._keys_of(name), args=args)))
 
     async def admit_async(
         self, name: str, config: Mapping[str, Any], *, rejected: int = 0
@@ -299,7 +432,7 @@ class RedisStorage(BreakerStorage):
         if not self._async:
             return self.admit(name, config, rejected=rejected)
         args = self._args("a", self._policy(config), rejected=rejected)
-        return _stored(_fields(await self._ascript(keys=self._keys_of(name), args=args)))
+        return _stored(_fields(await self._run_async(keys=self._keys_of(name), args=args)))
 
     async def record_async(
         self,
@@ -329,7 +462,7 @@ class RedisStorage(BreakerStorage):
             outcomes=outcomes,
             stale=stale,
         )
-        return _stored(_fields(await self._ascript(keys=self._keys_of(name), args=args)))
+        return _stored(_fields(await self._run_async(keys=self._keys_of(name), args=args)))
 
     def force(self, name: str, state: CircuitState, *, create: bool = True) -> StoredState | None:
         """Force an operator state for every process at once; see ``BreakerStorage.force``.
@@ -342,12 +475,12 @@ class RedisStorage(BreakerStorage):
                 f"state must be CLOSED, FORCED_OPEN, DISABLED or METRICS_ONLY, got state={state!r}"
             )
         args = (*self._args("f", state.value), "1" if create else "0")
-        reply = self._script(keys=self._keys_of(name), args=args)
+        reply = self._run(keys=self._keys_of(name), args=args)
         return None if reply is None else _stored(_fields(reply))
 
     def read(self, name: str) -> dict[str, Any] | None:
         """Return the shared circuit's stats, or None if unknown; see ``BreakerStorage.read``."""
-        reply = self._script(keys=self._keys_of(name), args=self._args("s"))
+        reply = self._run(keys=self._keys_of(name), args=self._args("s"))
         if reply is None:
             return None
         fields = _fields(reply)
@@ -385,6 +518,86 @@ class RedisStorage(BreakerStorage):
             "total_rejected": n_rejected,
             "total_ignored": n_ignored,
         }
+
+    # ------------------------------------------------------------------ rate limits
+
+    def limit_key(self, name: str, key: str | None = None) -> str:
+        """Return the Redis key of the rate limit ``name`` (partition ``key``, if any).
+
+        ``<prefix>rl:{<name>}`` or ``<prefix>rl:{<name>:<key>}``, both percent-encoded:
+        the hash tag spreads a limiter's partitions over a cluster's slots, and no
+        limit's key can meet a breaker's (``<prefix>{<name>}``).
+        """
+        return self._limit_keys_of(name, key)[0]
+
+    def _limit_keys_of(self, name: str, key: str | None) -> list[str]:
+        keys = self._limit_keys.get((name, key))
+        if keys is None:
+            check_name(name)
+            tag = (
+                quote(name, safe="")
+                if key is None
+                else f"{quote(name, safe='')}:{quote(key, safe='')}"
+            )
+            keys = [f"{self._prefix}rl:{{{tag}}}"]
+            if len(self._limit_keys) < _KEYS_CACHED:
+                self._limit_keys[(name, key)] = keys
+        return keys
+
+    def _limit_argv(
+        self, interval: float, tolerance: float, cost: int, max_wait: float
+    ) -> tuple[Any, ...]:
+        """The GCRA script's arguments: times in microseconds, exactly (repr round-trips)."""
+        cached = self._limit_args.get((interval, tolerance, max_wait))
+        if cached is None:
+            cached = (repr(interval * 1e6), repr(tolerance * 1e6), repr(max_wait * 1e6))
+            if len(self._limit_args) >= _KEYS_CACHED:
+                self._limit_args.clear()
+            self._limit_args[(interval, tolerance, max_wait)] = cached
+        return (cached[0], cached[1], cost, cached[2])
+
+    def _gcra(
+        self,
+        name: str,
+        key: str | None,
+        interval: float,
+        tolerance: float,
+        *,
+        cost: int,
+        max_wait: float,
+    ) -> tuple[bool, float]:
+        """Decide one rate-limit request on the server's clock (one script call).
+
+        Returns ``(True, wait)`` when admitted (its turn comes in ``wait`` seconds) or
+        ``(False, retry_after)``; see ``resilience._redis_lua.GCRA_DOC``.
+        """
+        if self._gcra_script is None:
+            self._bind()
+        reply = self._gcra_script(
+            keys=self._limit_keys_of(name, key),
+            args=self._limit_argv(interval, tolerance, cost, max_wait),
+        )
+        return _gcra_reply(reply)
+
+    async def _gcra_async(
+        self,
+        name: str,
+        key: str | None,
+        interval: float,
+        tolerance: float,
+        *,
+        cost: int,
+        max_wait: float,
+    ) -> tuple[bool, float]:
+        """``_gcra`` without blocking the event loop (with an asyncio client)."""
+        if not self._async:
+            return self._gcra(name, key, interval, tolerance, cost=cost, max_wait=max_wait)
+        async with asyncio.timeout(self._timeout):
+            reply = await self._agcra(
+                keys=self._limit_keys_of(name, key),
+                args=self._limit_argv(interval, tolerance, cost, max_wait),
+            )
+        return _gcra_reply(reply)
 
     def __repr__(self) -> str:
         return f"RedisStorage(prefix={self._prefix!r})"

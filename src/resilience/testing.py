@@ -6,16 +6,16 @@ import asyncio
 import functools
 import inspect
 import threading
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast, overload
 
-from resilience._retry import INSTANT
-from resilience._validate import check_callable, check_number
+from resilience._retry import INSTANT, TESTING
+from resilience._validate import check_callable, check_int, check_number
 
 if TYPE_CHECKING:
     import types
     from collections.abc import Callable
 
-__all__ = ["FakeClock", "instant_retries"]
+__all__ = ["FakeClock", "instant_retries", "retries"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -161,3 +161,102 @@ def instant_retries(func: Callable[P, R] | None = None, /) -> _InstantRetries | 
     if func is None:
         return _InstantRetries()
     return _InstantRetries()(func)
+
+
+class _Retries:
+    """The context manager ``retries()`` returns; also a decorator."""
+
+    __slots__ = ("_attempts",)
+
+    def __init__(self, attempts: int) -> None:
+        self._attempts = attempts
+
+    def __enter__(self) -> Self:
+        TESTING.enter(self._attempts)
+        INSTANT.enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        INSTANT.exit()
+        TESTING.exit(self._attempts)
+
+    async def __aenter__(self) -> Self:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, traceback)
+
+    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
+        """Run every call of ``func`` (sync or async) under this switch."""
+        check_callable("func", func)
+        if inspect.iscoroutinefunction(func):
+
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
+
+
+def retries(*, active: bool = True, attempts: int | None = None) -> _Retries:
+    """Turn retries off, or cap their attempts, process-wide while active; for tests.
+
+    stamina's ``set_testing``: ``with retries(active=False):`` makes every retry try once
+    and give up (its error propagates as if no retry were there); ``with
+    retries(attempts=2):`` allows at most 2 attempts per call, whatever ``max_retries``
+    says. Waits are skipped meanwhile, as with ``instant_retries()``. Use it as a context
+    manager (``with`` or ``async with``) or a decorator. Like ``instant_retries()`` it is
+    process-wide; uses nest and overlap, and the smallest cap applies.
+
+    Args:
+        active: ``False`` allows one attempt per call (no retries).
+        attempts: the most attempts per call, an int >= 1; ``None`` leaves the count alone
+            (only the waits are skipped).
+
+    Raises:
+        TypeError, ValueError: ``active`` is not a bool, ``attempts`` not an int >= 1, or
+            both ask for something (``active=False`` with ``attempts``).
+
+    Examples:
+        >>> from resilience import retry_with_backoff
+        >>> calls = []
+        >>> @retry_with_backoff(max_retries=5, base_delay=10.0)
+        ... def flaky() -> None:
+        ...     calls.append(1)
+        ...     raise ConnectionError
+        >>> with retries(attempts=2):
+        ...     try:
+        ...         flaky()
+        ...     except ConnectionError:
+        ...         pass
+        >>> len(calls)
+        2
+    """
+    if not isinstance(active, bool):
+        raise TypeError(f"active must be a bool, got {active!r}")
+    if attempts is not None:
+        if not active:
+            raise ValueError("pass active=False or attempts=, not both")
+        attempts = check_int("attempts", attempts, minimum=1)
+    if not active:
+        attempts = 1
+    return _Retries(_UNCAPPED if attempts is None else attempts)
+
+
+_UNCAPPED: Final = 1 << 62  # no cap: more attempts than any call makes

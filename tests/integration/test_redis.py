@@ -46,7 +46,18 @@ def failing(breaker: CircuitBreaker, times: int = 1) -> None:
 
 
 # What the script itself runs: commandstats counts these too, under their own names.
-INSIDE_SCRIPT = {"time", "get", "set", "pexpire", "del", "getrange", "setrange"}
+INSIDE_SCRIPT = {
+    "time",
+    "get",
+    "set",
+    "pexpire",
+    "del",
+    "getrange",
+    "setrange",
+    "rpush",
+    "lpop",
+    "lindex",
+}
 
 
 def wait(clock: FakeClock, seconds: float) -> None:
@@ -625,3 +636,121 @@ def test_outages_mid_run_never_reach_callers_and_resync_within_5s(redis_server) 
         for thread in threads:
             thread.join()
     assert surprises == []
+
+
+@pytest.mark.slow
+def test_time_window_drops_only_the_buckets_that_left_it(pair) -> None:
+    """Over a 3 s window, failures of the first second leave it while later calls stay."""
+    policy = FailureRate(threshold=1.0, window=TimeWindow(3.0), minimum_calls=100)
+    a, _ = pair(policy=policy)
+    time.sleep(1.05 - time.time() % 1)  # start just after a bucket (second) begins
+    failing(a, 2)
+    time.sleep(1.05)
+    a.call(ok)
+    time.sleep(1.05)
+    a.call(ok)
+    assert (a.get_stats()["failure_count"], a.get_stats()["success_count"]) == (2, 2)
+    time.sleep(1.05)
+    stats = a.get_stats()
+    assert (stats["failure_count"], stats["success_count"]) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("idle_days", "failures"), [(6, 3), (8, 0), (10_000, 0)], ids=["6d", "8d", "27y"]
+)
+def test_a_long_idle_time_window_costs_a_constant_number_of_commands(
+    redis_server, idle_days, failures
+) -> None:
+    """A 7-day window idle for days is brought up to date in O(1), not bucket by bucket."""
+    import struct  # only this test edits the packed state
+
+    client = redis_server.client()
+    storage = RedisStorage(client)
+    policy = FailureRate(threshold=1.0, window=TimeWindow(7 * 86400.0), minimum_calls=1000)
+    breaker = CircuitBreaker(name="svc", policy=policy, storage=storage)
+    for _ in range(3):
+        failing(breaker)
+        time.sleep(1.05)  # three buckets, two of them closed and listed
+    key, window = storage.keys("svc")
+    fields = list(struct.unpack(">28d", client.get(key)))
+    assert client.llen(window) == 2
+    days = idle_days * 86400  # pretend every bucket was written that much earlier
+    fields[15] -= days  # the oldest listed bucket
+    fields[16] -= days  # the current bucket
+    client.set(key, struct.pack(">28d", *fields), keepttl=True)
+    for index in range(client.llen(window)):
+        when, calls, fails, slow = struct.unpack(">dIII", client.lindex(window, index))
+        client.lset(window, index, struct.pack(">dIII", when - days, calls, fails, slow))
+    client.config_resetstat()
+    breaker.call(ok)
+    stats = client.info("commandstats")
+    inside = sum(v["calls"] for k, v in stats.items() if k != "cmdstat_evalsha")
+    assert inside <= 12  # TIME, GET, a push, two pops and peeks, SET, PEXPIREs
+    assert breaker.get_stats()["failure_count"] == failures  # within 7 days: all counted
+
+
+def test_a_redis_refusing_writes_warns_once_per_outage(redis_server, clock, caplog) -> None:
+    """Under maxmemory reads still answer: one warning for the outage, one on recovery."""
+    caplog.set_level(logging.INFO, logger="resilience")
+    admin = redis_server.client()
+    breaker = CircuitBreaker(
+        name="svc", failure_threshold=3, clock=clock, storage=RedisStorage(redis_server.client())
+    )
+    breaker.call(ok)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")
+    try:
+        for _ in range(5):
+            clock.advance(1.1)  # past each probe interval: the storage is asked again
+            assert breaker.call(ok) == 1
+            breaker.get_stats()  # a read succeeds in between: still the same outage
+    finally:
+        admin.config_set("maxmemory", "0")
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "cannot reach its storage" in m]) == 1
+    assert not [m for m in messages if "reachable again" in m]
+    clock.advance(1.1)
+    assert breaker.call(ok) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "reachable again" in m]) == 1
+    assert breaker.get_stats()["storage"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_failures"),
+    [("local", "rejected"), ("closed", "admitted"), ("open", "rejected-at-once")],
+    ids=["local", "closed", "open"],
+)
+def test_on_storage_error_chooses_what_calls_do_while_redis_is_down(
+    redis_server, clock, mode: str, after_failures: str
+) -> None:
+    """``local`` trips on its own copy, ``closed`` lets calls through, ``open`` rejects."""
+    storage = RedisStorage(redis_server.client(socket_timeout=0.2), on_storage_error=mode)
+    breaker = CircuitBreaker(name="svc", failure_threshold=1, clock=clock, storage=storage)
+    breaker.call(ok)
+    redis_server.pause()
+    try:
+        if after_failures == "rejected-at-once":
+            assert breaker.call(ok) == 1  # its record finds Redis down
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+            return
+        failing(breaker, 1)
+        if after_failures == "rejected":
+            with pytest.raises(CircuitOpenError):
+                breaker.call(ok)
+        else:
+            failing(breaker, 2)
+            assert breaker.call(ok) == 1
+            stats = breaker.get_stats()
+            assert (stats["total_failures"], stats["total_successes"]) == (3, 2)
+    finally:
+        redis_server.resume()
+
+
+def test_on_storage_error_is_validated(redis_server) -> None:
+    """A mode other than local/closed/open is refused, naming the parameter."""
+    with pytest.raises(ValueError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error="fallback")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_storage_error"):
+        RedisStorage(redis_server.client(), on_storage_error=None)  # type: ignore[arg-type]

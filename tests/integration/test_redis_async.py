@@ -160,3 +160,34 @@ async def test_a_cancelled_trial_gives_its_slot_back(aclient, redis_server) -> N
         await task
     assert await breaker.call_async(ok) == 1
     assert breaker.state is CircuitState.CLOSED
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_trial_cancelled_during_its_round_trip_frees_the_fleet_slot_at_once(
+    redis_server,
+) -> None:
+    """Cancelled while Redis held its admission, a trial's slot is freed when the reply comes."""
+    here_client = aredis.Redis.from_url(redis_server.url, socket_timeout=2.0)
+    there_client = aredis.Redis.from_url(redis_server.url, socket_timeout=2.0)
+    options = {"name": "trial", "failure_threshold": 1, "recovery_timeout": 0.2}
+    here = CircuitBreaker(**options, storage=RedisStorage(here_client))
+    there = CircuitBreaker(**options, storage=RedisStorage(there_client))  # another process
+    try:
+        with pytest.raises(ValueError, match="boom"):
+            await here.call_async(fail)
+        await asyncio.sleep(0.3)  # recovery time passed on the server's clock
+        admin = redis_server.client()
+        admin.execute_command("CLIENT", "PAUSE", "300", "WRITE")
+        trial = asyncio.ensure_future(here.call_async(ok))
+        await asyncio.sleep(0.05)  # the admission script waits behind the pause
+        trial.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await trial
+        await asyncio.sleep(0.5)  # the pause ends; the reply arrives and is settled
+        assert await there.call_async(ok) == 1  # not rejected: the slot was freed
+        assert there.state is CircuitState.CLOSED
+        assert here.get_stats()["total_ignored"] == 1  # the cancelled trial, counted here
+    finally:
+        await here_client.aclose()
+        await there_client.aclose()

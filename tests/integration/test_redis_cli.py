@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ import resilience
 from resilience import CircuitBreaker, CircuitOpenError, CircuitState
 from resilience.testing import FakeClock
 
-pytest.importorskip("redis")
-from resilience.redis import RedisStorage  # after the skip above
+redis = pytest.importorskip("redis")
+from resilience.redis import RedisStorage  # noqa: E402  # after the skip above
 
 SRC = str(Path(resilience.__file__).resolve().parents[1])
 SECRET = "s3cr3t-Pa55"  # noqa: S105  # a test server's password
@@ -181,3 +182,41 @@ def test_a_bad_prefix_exits_2(redis_server) -> None:
     result = cli("status", "--prefix", "a{b", "--redis", redis_server.url)
     assert result.returncode == 2
     assert "prefix" in result.stderr
+
+
+MESSY = "Pa55/w0rd#with?odd@chars"  # a test server's password, unencoded in URLs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "how", ["unencoded", "query", "file", "environment"], ids=lambda how: how
+)  # fmt: skip
+def test_every_way_of_giving_a_messy_password_works_and_hides_it(
+    redis_server_factory, tmp_path, how
+) -> None:
+    """A password with / # ? @ works in the URL, as ?password=, from a file or env, unprinted."""
+    server = redis_server_factory(password=MESSY)
+    client = redis.Redis(host="127.0.0.1", port=server.port, password=MESSY)
+    CircuitBreaker(name="svc", storage=RedisStorage(client)).call(lambda: 1)
+    base = f"redis://127.0.0.1:{server.port}/0"
+    args: list[str] = ["status"]
+    env: dict[str, str] = {}
+    if how == "unencoded":
+        args += ["--redis", f"redis://:{MESSY}@127.0.0.1:{server.port}/0"]
+    elif how == "query":
+        args += ["--redis", f"{base}?password={urllib.parse.quote(MESSY, safe='')}"]
+    elif how == "file":
+        (tmp_path / "password").write_text(MESSY + "\n")
+        args += ["--redis", base, "--redis-password-file", str(tmp_path / "password")]
+    else:
+        args += ["--redis", base]
+        env["REDIS_PASSWORD"] = MESSY
+    result = cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "svc" in result.stdout
+    wrong = cli("status", "--redis", f"redis://:{MESSY}x@127.0.0.1:{server.port}/0")
+    assert wrong.returncode == 2
+    assert "refused the credentials" in wrong.stderr
+    said = result.stdout + result.stderr + wrong.stdout + wrong.stderr
+    for piece in ("Pa55", "w0rd", "with", "odd", "chars"):
+        assert piece not in said

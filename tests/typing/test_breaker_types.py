@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import assert_type
 
-from resilience import CircuitBreaker, circuit_breaker
+from resilience import CircuitBreaker, circuit_breaker, get_circuit_breaker
 
 breaker = CircuitBreaker()
 
@@ -50,3 +50,12 @@ async def check() -> None:
     assert_type(await breaker.call_async(afetch, "u"), bytes)
     with breaker as entered:
         assert_type(entered, CircuitBreaker)
+
+
+def check_registry_options() -> None:
+    # Options are a TypedDict: a misspelt or mistyped one is a type error where written.
+    get_circuit_breaker("db", failure_threshold=3, recovery_timeout=5.0)
+    get_circuit_breaker("db", failure_treshold=3)  # type: ignore[call-arg]
+    get_circuit_breaker("db", failure_threshold="3")  # type: ignore[arg-type]
+    circuit_breaker(name="db", success_threshold=2)
+    circuit_breaker(name="db", sucess_threshold=2)  # type: ignore[call-overload]

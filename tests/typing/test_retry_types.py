@@ -222,3 +222,55 @@ async def check_retry_strategy_async() -> None:
         return bytes(x)
 
     assert_type(await Retry().call_async(work, 3), bytes)
+
+
+def check_presets_as_factories() -> None:
+    """Presets called with options only return a Retry that keeps decorated types."""
+    api = retry_api_call(name="github", max_retries=2, retry_after=lambda outcome: None)
+    assert_type(api, Retry)
+    network = retry_network_operation(max_retries=1)
+
+    @network
+    def ping(host: str) -> float:
+        return 0.1
+
+    assert_type(ping("h"), float)
+
+
+def check_new_options() -> None:
+    """The hooks, min_delay and unlimited attempts type-check."""
+
+    def before(n: int) -> None:
+        return
+
+    def done(state: RetryState) -> None:
+        return
+
+    Retry(
+        max_retries=None,
+        max_elapsed=30.0,
+        min_delay=0.1,
+        before=before,
+        on_success=done,
+        on_giveup=done,
+        retry_after=lambda outcome: 1.0,
+    )
+
+
+def check_parity_helpers() -> None:
+    """retry_statistics, backoff.Random and testing.retries type-check."""
+    from resilience import RetryStatistics, retry_statistics
+    from resilience.backoff import Random
+    from resilience.testing import retries
+
+    assert_type(retry_statistics(fetch), RetryStatistics)
+    assert_type(retry_statistics(fetch)["calls"], float)
+    assert_type(Random(0.1, 0.5)(1), float)
+    with retries(active=False):
+        pass
+
+    @retries(attempts=2)
+    def run(x: int) -> int:
+        return x
+
+    assert_type(run(1), int)
