@@ -374,3 +374,17 @@ def test_docstring_examples_run(obj: Any) -> None:
         runner.run(test)
     assert runner.failures == 0
     assert runner.tries > 0
+
+
+def test_real_rate_limiter_and_chaos_take_their_places() -> None:
+    """A RateLimiter fits the standard order's first slot; a Chaos outside is warned about."""
+    from resilience import RateLimiter
+    from resilience.chaos import Chaos
+
+    limiter = RateLimiter(100.0, name="api-limit")
+    pipeline = Pipeline.standard(name="api", rate_limiter=limiter, bulkhead=Bulkhead(2))
+    assert [s["kind"] for s in pipeline.describe()] == ["rate_limiter", "bulkhead"]
+    assert pipeline.call(lambda: "ok") == "ok"
+    with pytest.warns(ResilienceWarning, match="chaos is outside bulkhead"):
+        Pipeline(Chaos(fault=ConnectionError(), rate=0.0), Bulkhead(1))
+    Pipeline(Bulkhead(1), Chaos(fault=ConnectionError(), rate=0.0))  # innermost: no warning
