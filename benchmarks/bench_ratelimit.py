@@ -135,31 +135,47 @@ def counting_client(url: str) -> redis.Redis:
     )
 
 
-def fleet_row(
-    label: str, call: Callable[[], object], calls: int, admin: redis.Redis
-) -> dict[str, Any]:
-    """Measure one fleet-wide strategy: throughput, round trips, commands, server time."""
-    for _ in range(min(1000, calls // 10)):
-        call()
-    admin.config_resetstat()
-    CountingConnection.sent = 0
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    elapsed = time.perf_counter() - start
-    stats = admin.info("commandstats")
+ROUNDS = 5
+
+
+def fleet_rows(
+    rows: list[tuple[str, Callable[[], object]]], calls: int, admin: redis.Redis
+) -> list[dict[str, Any]]:
+    """Measure each fleet-wide strategy in alternating rounds (load drifts hit all alike)."""
+    for _, call in rows:
+        for _ in range(min(1000, calls // 10)):
+            call()
+    keys = ("elapsed", "trips", "commands", "usec")
+    totals = {label: dict.fromkeys(keys, 0.0) for label, _ in rows}
+    part = max(1, calls // ROUNDS)
     skip = {"cmdstat_config|resetstat", "cmdstat_info"}
-    commands = sum(v["calls"] for k, v in stats.items() if k not in skip)
-    usec = sum(v["usec"] for k, v in stats.items() if k in {"cmdstat_evalsha", "cmdstat_eval"})
-    if not usec:  # a strategy without scripts: all its commands' time
-        usec = sum(v["usec"] for k, v in stats.items() if k not in skip)
-    return {
-        "label": label,
-        "per_s": calls / elapsed,
-        "trips": CountingConnection.sent / calls,
-        "commands": commands / calls,
-        "usec": usec / calls,
-    }
+    for _ in range(ROUNDS):
+        for label, call in rows:
+            admin.config_resetstat()
+            CountingConnection.sent = 0
+            start = time.perf_counter()
+            for _ in range(part):
+                call()
+            elapsed = time.perf_counter() - start
+            stats = admin.info("commandstats")
+            scripts = {k: v for k, v in stats.items() if k in {"cmdstat_evalsha", "cmdstat_eval"}}
+            timed = scripts or {k: v for k, v in stats.items() if k not in skip}
+            total = totals[label]
+            total["elapsed"] += elapsed
+            total["trips"] += CountingConnection.sent
+            total["commands"] += sum(v["calls"] for k, v in stats.items() if k not in skip)
+            total["usec"] += sum(v["usec"] for v in timed.values())
+    n = part * ROUNDS
+    return [
+        {
+            "label": label,
+            "per_s": n / totals[label]["elapsed"],
+            "trips": totals[label]["trips"] / n,
+            "commands": totals[label]["commands"] / n,
+            "usec": totals[label]["usec"] / n,
+        }
+        for label, _ in rows
+    ]
 
 
 def fleet(url: str, calls: int) -> None:
@@ -172,11 +188,15 @@ def fleet(url: str, calls: int) -> None:
     moving = limits.strategies.MovingWindowRateLimiter(storage)
     fixed = limits.strategies.FixedWindowRateLimiter(storage)
     item = limits.RateLimitItemPerMinute(10**8)
-    results = [
-        fleet_row("resilience RateLimiter + RedisStorage", ours.try_acquire, calls, admin),
-        fleet_row("limits MovingWindow + Redis", lambda: moving.hit(item, "moving"), calls, admin),
-        fleet_row("limits FixedWindow + Redis", lambda: fixed.hit(item, "fixed"), calls, admin),
-    ]
+    results = fleet_rows(
+        [
+            ("resilience RateLimiter + RedisStorage", ours.try_acquire),
+            ("limits MovingWindow + Redis", lambda: moving.hit(item, "moving")),
+            ("limits FixedWindow + Redis", lambda: fixed.hit(item, "fixed")),
+        ],
+        calls,
+        admin,
+    )
     print("## Fleet-wide decision (one redis-server, same run)\n")
     print("| strategy | decisions/s | × ours | round trips | Redis commands | server µs |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -71,11 +71,12 @@ def handler_threads(server: MetricsServer) -> int:
     )
 
 
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize("path", ["/nope", "/", "/metrics/x", "/healthz", "/favicon.ico"])
-def test_other_paths_answer_404(server, method, path):
-    """Only /metrics and /health are served: any other path is 404, for GET and HEAD."""
-    status, headers, body = request(server, method, path)
+def test_other_paths_answer_404(server, method, path, encoding):
+    """Only /metrics and /health are served: any other path is 404, for GET, HEAD and gzip."""
+    status, headers, body = request(server, method, path, **{"Accept-Encoding": encoding})
     assert status == 404
     assert b"resilience_" not in body
     if method == "GET":

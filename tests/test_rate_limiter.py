@@ -521,3 +521,42 @@ def test_a_caller_at_the_rate_after_spending_the_burst_is_never_denied(
     for n in range(1, calls + 1):
         clock._now = start + n * interval  # exact times, not summed steps
         assert limit.try_acquire(), f"call {n} at {clock()} denied"
+
+
+def test_the_options_are_readable(clock) -> None:
+    """rate, per, burst, max_wait and name read back as given (burst defaulted)."""
+    limit = RateLimiter(2.5, per=10.0, max_wait=0.25, name="x", clock=clock)
+    assert (limit.rate, limit.per, limit.burst, limit.max_wait, limit.name) == (
+        2.5,
+        10.0,
+        3,
+        0.25,
+        "x",
+    )
+
+
+def test_an_unkeyed_refusal_is_an_event_too(clock) -> None:
+    """The inline fast path reports its refusals like the others."""
+    seen: list[_events.Event] = []
+    stop = _events.subscribe(seen.append)
+    try:
+        limit = limiter(clock, rate=1, name="fast")
+        assert limit.try_acquire()
+        assert not limit.try_acquire()
+    finally:
+        stop()
+    assert [(e.name, e.attributes["key"]) for e in seen] == [("limited", None)]
+    assert seen[0].attributes["retry_after"] == pytest.approx(1.0)
+
+
+def test_acquire_async_with_a_plain_sleep(clock) -> None:
+    """A plain function as sleep is called, not awaited, by acquire_async."""
+    waits: list[float] = []
+    limit = RateLimiter(2, burst=1, max_wait=1.0, clock=clock, sleep=waits.append)
+
+    async def main() -> None:
+        await limit.acquire_async()
+        await limit.acquire_async()
+
+    asyncio.run(main())
+    assert waits == pytest.approx([0.5])

@@ -29,50 +29,71 @@ class Flaky:
         return "ok"
 
 
-def test_statistics_count_calls_retries_failures_and_waits() -> None:
-    """A decorated function's statistics add up its calls."""
+def test_statistics_count_retries_failures_and_waits() -> None:
+    """A decorated function's statistics add up the calls whose first attempt failed."""
     clock = FakeClock()
     flaky = Flaky(2)
     fetch = retry_with_backoff(
         max_retries=2, base_delay=1.0, jitter=False, sleep=clock.sleep, clock=clock
     )(flaky)
-    assert fetch() == "ok"
-    assert fetch() == "ok"
-    flaky.failures = 99
+    assert fetch() == "ok"  # 3 attempts, waits 1 + 2
+    assert fetch() == "ok"  # at once: not counted
+    flaky.calls, flaky.failures = 0, 99
     with pytest.raises(ConnectionError):
-        fetch()
+        fetch()  # 3 attempts, waits 1 + 2, fails
     stats = retry_statistics(fetch)
     assert dict(stats) == {
-        "calls": 3,
-        "attempts": 7,
+        "retried_calls": 2,
         "retries": 4,
         "failures": 1,
         "idle_for": 6.0,
+        "last_attempts": 3,
     }
     assert fetch.statistics is stats  # type: ignore[attr-defined]
     assert isinstance(stats, RetryStatistics)
     assert len(stats) == 5
-    assert "calls" in repr(stats)
+    assert "retries" in repr(stats)
+
+
+def test_a_call_not_retried_counts_as_a_failure_without_retries() -> None:
+    """An error that is not retried is a failure with one attempt."""
+    fetch = retry_with_backoff(exceptions=KeyError)(Flaky(1))
+    with pytest.raises(ConnectionError):
+        fetch()
+    assert dict(retry_statistics(fetch)) == {
+        "retried_calls": 0,
+        "retries": 0,
+        "failures": 1,
+        "idle_for": 0.0,
+        "last_attempts": 1,
+    }
 
 
 def test_statistics_are_per_decorated_function() -> None:
     """One retry decorating two functions keeps their statistics apart."""
     retry = retry_with_backoff(base_delay=0.0)
-    one = retry(lambda: 1)
-    two = retry(lambda: 2)
-    one()
+    one = retry(Flaky(1))
+    two = retry(Flaky(2))
     one()
     two()
-    assert retry_statistics(one)["calls"] == 2
-    assert retry_statistics(two)["calls"] == 1
+    assert retry_statistics(one)["retries"] == 1
+    assert retry_statistics(two)["retries"] == 2
 
 
 def test_statistics_are_exact_under_threads() -> None:
-    """Eight threads calling at once lose no count."""
-    fetch = retry_with_backoff()(lambda: None)
+    """Eight threads retrying at once lose no count."""
+    local = threading.local()
+
+    def flaky() -> None:
+        # In each thread, every call fails once and then succeeds.
+        local.failed = not getattr(local, "failed", False)
+        if local.failed:
+            raise ConnectionError
+
+    fetch = retry_with_backoff(max_retries=5, base_delay=0.0)(flaky)
 
     def work() -> None:
-        for _ in range(2000):
+        for _ in range(500):
             fetch()
 
     threads = [threading.Thread(target=work) for _ in range(8)]
@@ -80,7 +101,8 @@ def test_statistics_are_exact_under_threads() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert retry_statistics(fetch)["calls"] == 16000
+    stats = retry_statistics(fetch)
+    assert (stats["retried_calls"], stats["retries"], stats["failures"]) == (4000, 4000, 0)
 
 
 def test_retry_statistics_refuses_undecorated_functions() -> None:

@@ -64,6 +64,7 @@ class Model:
         default_factory=lambda: dict.fromkeys(("ok", "fail", "rej", "ign"), 0)
     )
     shadow: int = 0
+    held: tuple[int, int, float | None] | None = None
 
     def restart(self) -> None:
         self.trial_ok = self.fail_run = self.ok_run = 0
@@ -72,6 +73,13 @@ class Model:
     def to(self, state: str) -> None:
         if state == self.state:
             return
+        if state in {"open", "forced_open"} and self.state != "open":
+            # SPEC §8: while open, the counts that opened it (a failed trial: that one).
+            self.held = (
+                (int(state == "open"), self.trial_ok, None)
+                if self.state == "half_open"
+                else self.counts()
+            )
         old, self.state = self.state, state
         self.restart()
         if state in {"open", "half_open", "forced_open"}:
@@ -161,6 +169,8 @@ class Model:
     def counts(self) -> tuple[int, int, float | None]:
         if self.state == "half_open":
             return 0, self.trial_ok, None
+        if self.state in {"open", "forced_open"} and self.held is not None:
+            return self.held
         if isinstance(self.policy, ConsecutiveFailures):
             return self.fail_run, self.ok_run, None
         calls = self.in_window()

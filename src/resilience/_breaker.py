@@ -547,11 +547,12 @@ class CircuitBreaker:
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
-        ticket = self._acquire()
-        # From here to the ``try`` nothing may call a function that lets a signal handler
-        # run (``isinstance`` does not): an interrupt there would leave the ticket, perhaps
-        # a half-open slot, unrecorded. tests/test_interrupts.py holds us to it.
-        if isinstance(ticket, CircuitOpenError):
+        # From here to the ``try`` nothing may call a function: a call lets a signal
+        # handler run after it (even ``isinstance`` does, under a tracer such as
+        # coverage), and an interrupt there would leave the ticket, perhaps a half-open
+        # slot, unrecorded. tests/test_interrupts.py holds us to it.
+        ticket: Any = self._acquire()
+        if ticket.__class__ is CircuitOpenError:
             if _events.subscribers:
                 _emit_rejected(ticket)
             fallback = self._settings.fallback
@@ -615,8 +616,8 @@ class CircuitBreaker:
             if gen == self._gen:  # a call from before a transition cannot end a new run
                 self._last_ok = drawn
             return result
-        ticket = await self._acquire_async()
-        if isinstance(ticket, CircuitOpenError):  # nothing else before the try: see _run
+        ticket: Any = await self._acquire_async()
+        if ticket.__class__ is CircuitOpenError:  # no call before the try: see _run
             if _events.subscribers:
                 _emit_rejected(ticket)
             fallback = self._settings.fallback

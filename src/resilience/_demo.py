@@ -102,9 +102,8 @@ class _Request:
     line: str = ""
 
 
-_CURRENT: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
-    "resilience_demo_request", default=None
-)
+# The request a task serves: each request runs in its own task, which sets it first.
+_CURRENT: contextvars.ContextVar[_Request] = contextvars.ContextVar("resilience_demo_request")
 
 _KINDS: Final = ("ok", "failed", "rejected", "shed", "limited")
 
@@ -225,7 +224,7 @@ class _Scene:
         self.parts = _build(self.phase, storage, self._on_retry)
         chaos = self.parts.chaos
         # Chaos innermost, where its faults look like the service's own; the hedge races
-        # whole calls of it. The pipeline runs `dependency` once per attempt.
+        # whole calls of it. The pipeline runs `_dependency` once per attempt.
         self._hedged = self.parts.hedge(
             self._counted_call(
                 chaos[CHAOS_SLOW](chaos[CHAOS_ERRORS](chaos[CHAOS_OUTAGE](self._stock)))
@@ -249,15 +248,13 @@ class _Scene:
 
         async def call(sku: str) -> int:
             request = _CURRENT.get()
-            hedging = request is not None and request.in_flight > 0
-            if request is not None:
-                request.in_flight += 1
+            hedging = request.in_flight > 0  # the first call of this attempt still runs
+            request.in_flight += 1
             try:
                 value = await func(sku)
             finally:
-                if request is not None:
-                    request.in_flight -= 1
-            if request is not None and hedging:
+                request.in_flight -= 1
+            if hedging:
                 request.hedge_won = True
             return value
 
@@ -276,8 +273,6 @@ class _Scene:
         """Print a retry as it happens, with the request it belongs to."""
         self.tally.retries += 1
         request = _CURRENT.get()
-        if request is None:  # pragma: no cover  # every call of the demo has one
-            return
         request.retries += 1
         error = type(state.exception).__name__ if state.exception else "a bad result"
         self.timeline.note(

@@ -1,13 +1,15 @@
-"""Every live named circuit breaker, held weakly, in creation order (SPEC §5).
+"""Live named objects, held weakly, in creation order (SPEC §5).
 
-Metrics, ``health()`` and the default registry's ``snapshot()`` read this, so a breaker
-made by ``CircuitBreaker(name=...)`` or an unnamed-registry decorator is observed just
-like one from ``get_circuit_breaker``, and is still freed when the program drops it.
+Metrics, ``health()``, OpenTelemetry and the default registry's ``snapshot()`` read these,
+so a breaker made by ``CircuitBreaker(name=...)`` or an unnamed-registry decorator is
+observed just like one from ``get_circuit_breaker``, and is still freed when the program
+drops it. Named strategies (bulkheads, limiters, hedges, ...) live in a second ``LiveSet``
+kept by ``_observed``.
 
 Adding is a weak reference appended to a list (atomic under the GIL, no lock): creating
 breakers stays cheap. Readers take the lock and drop dead references as they go, and an
 add prunes when the list has doubled since the last pruning, so memory follows the live
-breakers, not every breaker ever made.
+objects, not every object ever made.
 """
 
 from __future__ import annotations
@@ -16,37 +18,51 @@ import threading
 import weakref
 from typing import Any, Final
 
-__all__ = ["add", "live"]
+__all__ = ["LiveSet", "add", "live"]
 
 _MIN_PRUNE: Final = 1024
 
-_refs: list[weakref.ref[Any]] = []
-_lock = threading.Lock()
-_prune_at = _MIN_PRUNE
+
+class LiveSet:
+    """Weak references to live objects, oldest first, cheap to add to."""
+
+    __slots__ = ("_lock", "_prune_at", "_refs")
+
+    def __init__(self) -> None:
+        self._refs: list[weakref.ref[Any]] = []
+        self._lock = threading.Lock()
+        self._prune_at = _MIN_PRUNE
+
+    def add(self, obj: object) -> None:
+        """Observe ``obj`` until it is garbage-collected."""
+        refs = self._refs
+        refs.append(weakref.ref(obj))
+        if len(refs) > self._prune_at:
+            self.live()
+
+    def live(self) -> list[Any]:
+        """Return every live object, oldest first."""
+        refs = self._refs
+        with self._lock:
+            count = len(refs)
+            kept: list[weakref.ref[Any]] = []
+            alive: list[Any] = []
+            for ref in refs[:count]:
+                obj = ref()
+                if obj is not None:
+                    kept.append(ref)
+                    alive.append(obj)
+            if len(kept) < count:
+                # Objects added meanwhile were appended past ``count`` and stay in place.
+                del refs[:count]
+                refs[:0] = kept
+            self._prune_at = max(_MIN_PRUNE, 2 * len(kept))
+        return alive
 
 
-def add(breaker: object) -> None:
-    """Observe ``breaker`` until it is garbage-collected."""
-    _refs.append(weakref.ref(breaker))
-    if len(_refs) > _prune_at:
-        live()
+_breakers = LiveSet()
 
-
-def live() -> list[Any]:
-    """Return every live named breaker, oldest first."""
-    global _prune_at  # noqa: PLW0603  # the module is the registry's one instance
-    with _lock:
-        count = len(_refs)
-        kept: list[weakref.ref[Any]] = []
-        alive: list[Any] = []
-        for ref in _refs[:count]:
-            breaker = ref()
-            if breaker is not None:
-                kept.append(ref)
-                alive.append(breaker)
-        if len(kept) < count:
-            # Breakers added meanwhile were appended past ``count`` and stay in place.
-            del _refs[:count]
-            _refs[:0] = kept
-        _prune_at = max(_MIN_PRUNE, 2 * len(kept))
-    return alive
+#: Observe a named breaker until it is garbage-collected.
+add = _breakers.add
+#: Return every live named breaker, oldest first.
+live = _breakers.live

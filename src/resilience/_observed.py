@@ -18,12 +18,9 @@ neither a duplicate series nor a silent omission.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from resilience._named import LiveSet
 
 
 class Family(NamedTuple):
@@ -61,24 +58,17 @@ class Observed(Protocol):
         ...
 
 
-# Insertion-ordered, so scrapes list strategies in creation order. A WeakValueDictionary keyed
-# by a counter keeps creation order and drops dead entries by itself.
-_live: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
-_lock = threading.Lock()
-_next = iter(range(1 << 62))
+_strategies = LiveSet()
 
 
 def observe(strategy: Observed) -> None:
     """Observe ``strategy`` (a named one) from now until it is garbage-collected."""
-    with _lock:
-        _live[next(_next)] = strategy
+    _strategies.add(strategy)
 
 
-def live() -> Iterator[Observed]:
-    """Yield every live observed strategy, oldest first."""
-    with _lock:
-        strategies = list(_live.values())
-    yield from strategies
+def live() -> list[Observed]:
+    """Return every live observed strategy, oldest first."""
+    return _strategies.live()
 
 
 def merged_families() -> list[Family]:

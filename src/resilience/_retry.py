@@ -501,22 +501,14 @@ class _Policy:
             delay, reason = self._hinted(delay, result if exc is None else exc)
         if reason is None and self.extras:  # min_delay, max_elapsed, budget, throttle
             delay, reason = self._extras(run, delay)
-        if reason is None:
-            at = _DEADLINE.get()  # remaining(), without its call
-            if at is not None:
-                reason = _past_deadline(at, delay)
+        if reason is None and run.at is not None:
+            reason = _past_deadline(run.at, delay)
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
         run.idle += delay
-        if self.on_retry is not None or _events.subscribers:
+        if run.log or self.on_retry is not None or _events.subscribers:
             run.announce(exc, result, delay)
-        else:
-            # logging.Logger.isEnabledFor, from the logger's cache when it has the answer
-            # (logging clears it whenever a level changes): this runs per failed attempt.
-            known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
-            if known or (known is None and logger.isEnabledFor(logging.INFO)):
-                run.announce(exc, result, delay)
         return delay
 
     def _extras(self, run: _Attempts, delay: float) -> tuple[float, str | None]:
@@ -531,9 +523,8 @@ class _Policy:
             reason = _past_max_elapsed(self, run.start, delay)
             if reason is not None:
                 return delay, reason
-        at = _DEADLINE.get()
-        if at is not None:
-            reason = _past_deadline(at, delay)
+        if run.at is not None:
+            reason = _past_deadline(run.at, delay)
             if reason is not None:
                 return delay, reason  # before spending the budget
         if self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
@@ -749,7 +740,7 @@ class _Attempts:
     call the function and sleep. A call that succeeds at once never makes one.
     """
 
-    __slots__ = ("attempt", "context", "idle", "policy", "start", "stats")
+    __slots__ = ("at", "attempt", "context", "idle", "log", "policy", "start", "stats")
 
     def __init__(
         self,
@@ -764,6 +755,13 @@ class _Attempts:
         self.stats = stats
         self.attempt = 1
         self.idle = 0.0  # seconds waited so far
+        # Read once per call: neither changes while its attempts run (a deadline entered
+        # inside an attempt is left before it ends).
+        self.at = _DEADLINE.get()  # when the enclosing deadline passes, or None
+        # logging.Logger.isEnabledFor(INFO), from the logger's cache when it has the answer
+        # (logging clears it whenever a level changes).
+        known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
+        self.log = logger.isEnabledFor(logging.INFO) if known is None else known
 
     def begin(self) -> None:
         """Start the next attempt: count it, tell the call context and ``before``."""
@@ -793,7 +791,7 @@ class _Attempts:
     def succeeded(self, result: Any) -> None:
         """Count the call as a success after ``attempt`` attempts."""
         if self.stats is not None:
-            self.stats.add(self.attempt - 1, self.idle, failed=False)
+            self.stats.add(self.attempt, self.idle, failed=False)
         if self.policy.tracked:
             self.policy.finished(self.attempt, self.start, result)
 
@@ -802,7 +800,7 @@ class _Attempts:
         policy = self.policy
         failed = isinstance(error, Exception)  # a failing sleep; not a cancellation
         if self.stats is not None:
-            self.stats.add(self.attempt - 1, self.idle, failed=failed)
+            self.stats.add(self.attempt, self.idle, failed=failed)
         if policy.counter is not None:
             policy.counter.record(attempts=self.attempt, succeeded=False if failed else None)
 
@@ -817,7 +815,7 @@ class _Attempts:
         if policy.counter is not None:
             policy.counter.record(attempts=attempt, succeeded=False)
         if self.stats is not None:
-            self.stats.add(attempt - 1, self.idle, failed=True)
+            self.stats.add(attempt, self.idle, failed=True)
         error: BaseException = RetryError(result, attempt) if exc is None else exc
         if reason is None and attempt > 1:
             reason = f"{type(exc).__name__} is not retried"
@@ -840,7 +838,7 @@ class _Attempts:
         """Tell the log, the event subscribers and ``on_retry`` that a retry is coming."""
         policy = self.policy
         attempt = self.attempt
-        if logger.isEnabledFor(logging.INFO):
+        if self.log:
             what = "its result" if exc is None else type(exc).__qualname__
             logger.info(
                 "retry %s: attempt %d failed (%s); retrying in %.3fs",
@@ -877,16 +875,13 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
     prelude = policy.before is not None or policy.unbounded
     counter = policy.counter
     track = policy.tracked
-    calls = None if stats is None else stats.calls  # an itertools.count: next() is atomic
 
-    def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
+    def call(  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if calls is not None:
-            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -912,14 +907,12 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
             delay = cast("float", policy.next_delay(run, None, result))
         return _retry_loop(run, func, args, kwargs, delay)
 
-    async def call_async(  # noqa: C901  # the same as call
+    async def call_async(  # the same as call
         func: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
-        if calls is not None:
-            next(calls)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()

@@ -6,7 +6,6 @@ made (the first included) and its outcome. Nothing here is on the path of an att
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -118,63 +117,72 @@ def snapshot() -> list[dict[str, Any]]:
 
 
 class RetryStatistics(Mapping[str, float]):
-    """Live totals of one decorated function's calls: read it like a dict.
+    """Live totals of one decorated function's retries: read it like a dict.
 
-    Keys: ``calls`` (calls started), ``attempts`` (the first included), ``retries``
-    (attempts after a failure), ``failures`` (calls that raised after giving up or without
-    a retry), ``idle_for`` (seconds waited between attempts). Thread-safe and exact: a call
-    that succeeds at once costs one atomic counter step; the rest is counted on the
-    failure path.
+    Keys: ``retried_calls`` (calls that made at least one retry), ``retries`` (retries
+    made in all), ``failures`` (calls that raised in the end: not retried, or given up),
+    ``idle_for`` (seconds waited between attempts) and ``last_attempts`` (attempts made by
+    the latest call that failed at least once; tenacity's ``attempt_number``). Only calls
+    whose first attempt failed are counted: a call that succeeds at once costs nothing
+    here, which keeps the first attempt within a few times a bare call. Thread-safe and
+    exact.
 
     Examples:
         >>> from resilience import retry_statistics, retry_with_backoff
+        >>> answers = iter([ConnectionError("reset"), "pong"])
         >>> @retry_with_backoff(base_delay=0.0)
         ... def ping() -> str:
-        ...     return "pong"
+        ...     answer = next(answers)
+        ...     if isinstance(answer, Exception):
+        ...         raise answer
+        ...     return answer
         >>> ping()
         'pong'
-        >>> retry_statistics(ping)["calls"]
+        >>> retry_statistics(ping)["retries"]
         1
     """
 
-    __slots__ = ("_failures", "_idle", "_lock", "_retries", "calls")
+    __slots__ = ("_failures", "_idle", "_last", "_lock", "_retried", "_retries")
+
+    _KEYS: Final = ("retried_calls", "retries", "failures", "idle_for", "last_attempts")
 
     def __init__(self) -> None:
-        self.calls = itertools.count()  # next(calls) per call: one atomic C step
         self._lock = threading.Lock()
+        self._retried = 0
         self._retries = 0
         self._failures = 0
         self._idle = 0.0
+        self._last = 0
 
-    def add(self, retries: int, idle: float, *, failed: bool) -> None:
-        """Count a call that retried ``retries`` times, waiting ``idle`` seconds in all."""
+    def add(self, attempts: int, idle: float, *, failed: bool) -> None:
+        """Count a call whose first attempt failed, after ``attempts`` attempts in all."""
         with self._lock:
-            self._retries += retries
+            if attempts > 1:
+                self._retried += 1
+                self._retries += attempts - 1
             self._idle += idle
+            self._last = attempts
             if failed:
                 self._failures += 1
 
     def _snapshot(self) -> dict[str, float]:
-        # itertools.count shows its next value in its repr, the one read that takes no step.
-        calls = int(repr(self.calls)[6:-1])
         with self._lock:
-            retries, failures, idle = self._retries, self._failures, self._idle
-        return {
-            "calls": calls,
-            "attempts": calls + retries,
-            "retries": retries,
-            "failures": failures,
-            "idle_for": idle,
-        }
+            return {
+                "retried_calls": self._retried,
+                "retries": self._retries,
+                "failures": self._failures,
+                "idle_for": self._idle,
+                "last_attempts": self._last,
+            }
 
     def __getitem__(self, key: str) -> float:
         return self._snapshot()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(("calls", "attempts", "retries", "failures", "idle_for"))
+        return iter(self._KEYS)
 
     def __len__(self) -> int:
-        return 5
+        return len(self._KEYS)
 
     def __repr__(self) -> str:
         return f"RetryStatistics({self._snapshot()!r})"

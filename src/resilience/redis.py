@@ -27,6 +27,7 @@ try:
     import redis.asyncio.connection as _aconnection
     from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode
+    from redis.exceptions import NoScriptError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError(
@@ -61,6 +62,17 @@ _NO_CLIENT_SETINFO: Final = (
 # Settings whose asyncio values (parsers, hooks) a blocking connection cannot use.
 _ASYNC_ONLY: Final = frozenset(
     {"parser_class", "redis_connect_func", "event_dispatcher", "command_packer", "encoder_class"}
+)
+# redis-py 5.3 made get_connection()'s command name optional (and then deprecated it).
+_GET_PARAMS: Final = list(
+    inspect.signature(_redis.ConnectionPool.get_connection).parameters.values()
+)
+_GET_CONNECTION_ARGS: Final = (
+    ("EVALSHA",)
+    if len(_GET_PARAMS) > 1
+    and _GET_PARAMS[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    and _GET_PARAMS[1].default is inspect.Parameter.empty
+    else ()
 )
 _ASYNC_TO_SYNC: Final = {
     _aconnection.Connection: _redis.Connection,
@@ -107,6 +119,39 @@ def _number(name: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"storage config {name} must be a finite number, got {value!r}")
     return repr(value)
+
+
+def _resp(*parts: bytes | str | int) -> bytes:
+    """Encode one command in the Redis protocol (what redis-py's packer would send)."""
+    chunks = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part if isinstance(part, bytes) else str(part).encode()
+        chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(chunks)
+
+
+def _evalsha(pool: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    """Run ``script`` as one packet on one pooled connection and return the raw reply.
+
+    This is redis-py's ``Script.__call__`` without its generic command path (argument
+    encoding, retry wrapper, events), which costs a fifth of a loopback round trip
+    (``benchmarks/bench_redis.py``). A server that lost the script (``SCRIPT FLUSH``, a
+    restart) gets it again once, on the same connection.
+    """
+    payload = [_resp("EVALSHA", script.sha, len(keys), *keys, *args)]
+    connection = pool.get_connection(*_GET_CONNECTION_ARGS)
+    try:
+        connection.send_packed_command(payload, check_health=False)
+        try:
+            return connection.read_response()
+        except NoScriptError:
+            load = [_resp("SCRIPT", "LOAD", script.script)]
+            connection.send_packed_command(load, check_health=False)
+            connection.read_response()
+            connection.send_packed_command(payload, check_health=False)
+            return connection.read_response()
+    finally:
+        pool.release(connection)
 
 
 def _gcra_reply(reply: int) -> tuple[bool, float]:
@@ -310,6 +355,7 @@ class RedisStorage(BreakerStorage):
         self._client: Any = None
         self._script: Any = None
         self._gcra_script: Any = None
+        self._pool: Any = None
         if not isinstance(sync_client, _redis.RedisCluster):
             # A cluster twin asks the cluster for its topology when made: that waits
             # for the first operation, where a failure falls back like any other.
@@ -328,13 +374,20 @@ class RedisStorage(BreakerStorage):
         """Make the bounded twin of the given client and register the script on it."""
         client = _bounded_twin(self._given, self._timeout)
         self._client = client
+        # A cluster client routes each call itself; a plain one hands us its pool.
+        self._pool = None if isinstance(client, _redis.RedisCluster) else client.connection_pool
         self._gcra_script = client.register_script(GCRA_SCRIPT)
         self._script = client.register_script(SCRIPT)
         return self._script
 
-    def _run(self, keys: list[str], args: Sequence[Any]) -> Any:
-        """Run the script once on the bounded client."""
-        return (self._script or self._bind())(keys=keys, args=args)
+    def _run(self, keys: list[str], args: Sequence[Any], *, gcra: bool = False) -> Any:
+        """Run a script (the breaker's, or the rate limit's) once on the bounded client."""
+        if self._script is None:
+            self._bind()
+        script = self._gcra_script if gcra else self._script
+        if self._pool is None:
+            return script(keys=keys, args=args)
+        return _evalsha(self._pool, script, keys, args)
 
     async def _run_async(self, keys: list[str], args: Sequence[Any]) -> Any:
         """Run the script once on the asyncio client, giving up after ``timeout``."""
@@ -571,11 +624,10 @@ class RedisStorage(BreakerStorage):
         Returns ``(True, wait)`` when admitted (its turn comes in ``wait`` seconds) or
         ``(False, retry_after)``; see ``resilience._redis_lua.GCRA_DOC``.
         """
-        if self._gcra_script is None:
-            self._bind()
-        reply = self._gcra_script(
-            keys=self._limit_keys_of(name, key),
-            args=self._limit_argv(interval, tolerance, cost, max_wait),
+        reply = self._run(
+            self._limit_keys_of(name, key),
+            self._limit_argv(interval, tolerance, cost, max_wait),
+            gcra=True,
         )
         return _gcra_reply(reply)
 

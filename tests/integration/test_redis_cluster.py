@@ -8,6 +8,7 @@ when redis-server or redis-cli is missing, unless ``RESILIENCE_REQUIRE_SERVERS=1
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -72,8 +73,8 @@ def _cluster_ok(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
-    """A running 3-master cluster on loopback; yields its ports."""
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, subprocess.Popen[bytes]]]:
+    """A running 3-master cluster on loopback: its nodes' processes by port."""
     server = require_binary("redis-server", "install Redis to run this test")
     cli = require_binary("redis-cli", "install Redis to run this test")
     directory: Path = tmp_path_factory.mktemp("cluster")
@@ -109,11 +110,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
             if time.monotonic() > deadline:
                 pytest.fail("the cluster did not reach cluster_state:ok")
             time.sleep(0.1)
-        yield ports
+        yield dict(zip(ports, processes, strict=True))
     finally:
         for process in processes:
+            process.send_signal(signal.SIGCONT)  # a paused node must wake to die
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster(nodes: dict[int, subprocess.Popen[bytes]]) -> list[int]:
+    """The cluster's ports."""
+    return list(nodes)
 
 
 def client(ports: list[int]) -> Any:
@@ -188,8 +196,8 @@ def test_a_state_and_window_share_one_slot(cluster) -> None:
 
 def test_a_rate_limit_is_shared_across_the_cluster(cluster) -> None:
     """Limiters on separate cluster clients draw from one burst; partitions spread out."""
-    a = RateLimiter(5.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
-    b = RateLimiter(5.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
+    a = RateLimiter(1.0, 60.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
+    b = RateLimiter(1.0, 60.0, burst=3, name="api", storage=RedisStorage(client(cluster)))
     assert [a.try_acquire(), b.try_acquire(), a.try_acquire(), b.try_acquire()] == [
         True,
         True,
@@ -202,6 +210,32 @@ def test_a_rate_limit_is_shared_across_the_cluster(cluster) -> None:
         client(cluster).get_node_from_key(storage.limit_key("api", f"t{n}")).name for n in range(30)
     }
     assert len(nodes) == 3
+
+
+def test_a_frozen_master_adds_at_most_the_storage_timeout(nodes) -> None:
+    """SIGSTOP on the master holding a circuit: calls fall back within the bound, then resync."""
+    ports = list(nodes)
+    storage = RedisStorage(client(ports), timeout=0.1)
+    breaker = CircuitBreaker(name="svc", failure_threshold=1000, storage=storage)
+    breaker.call(lambda: 1)
+    owner = nodes[client(ports).get_node_from_key(storage.keys("svc")[0]).port]
+    owner.send_signal(signal.SIGSTOP)  # shorter than the node timeout: no failover
+    try:
+        longest = 0.0
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            start = time.monotonic()
+            assert breaker.call(lambda: 1) == 1
+            longest = max(longest, time.monotonic() - start)
+            time.sleep(0.01)
+        assert breaker.get_stats()["storage"] == "degraded"
+    finally:
+        owner.send_signal(signal.SIGCONT)
+    assert longest < 0.5
+    deadline = time.monotonic() + 5.0
+    while breaker.get_stats()["storage"] != "ok" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert breaker.get_stats()["storage"] == "ok"
 
 
 def _boom() -> int:

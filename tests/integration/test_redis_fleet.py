@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import resilience
-from resilience import CircuitBreaker, CircuitState
+from resilience import CircuitBreaker, CircuitState, _shared
 from resilience.testing import FakeClock
 
 pytest.importorskip("redis")
@@ -148,3 +148,21 @@ def test_an_operator_open_reaches_an_idle_process(redis_server) -> None:
     watcher.stdout.close()
     assert watcher.wait(timeout=30) == 0
     assert seen_at >= forced_at  # seen 1.01 s after with refresh_after=1 (docs/distributed.md)
+
+
+def test_the_exit_flush_sends_cached_rejections(redis_server) -> None:
+    """What the atexit hook runs: every live shared breaker's held-back rejections go out."""
+    clock = FakeClock()
+    storage = RedisStorage(redis_server.client())
+    storage.force("held", CircuitState.FORCED_OPEN)
+    breaker = CircuitBreaker(name="held", clock=clock, storage=storage)
+    for _ in range(5):
+        with pytest.raises(resilience.CircuitOpenError):
+            breaker.call(lambda: 1)
+    before = storage.read("held")
+    assert before is not None
+    _shared._flush_at_exit()
+    after = storage.read("held")
+    assert after is not None
+    assert after["total_rejected"] == 5
+    assert before["total_rejected"] < 5
