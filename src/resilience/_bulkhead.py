@@ -360,10 +360,14 @@ class Bulkhead:
                 next(self._admitted)
                 return None if self._adaptive is None else self._start()
         with self._lock:
-            if not self._waiters and self._pool:
-                self._pool.pop()  # under the lock only the lock-free path competes, and lost
-                next(self._admitted)
-                return self._start()
+            if not self._waiters:
+                try:
+                    self._pool.pop()
+                except IndexError:  # the lock-free path took the last token meanwhile
+                    pass
+                else:
+                    next(self._admitted)
+                    return self._start()
             if len(self._waiters) < self._max_queue:
                 return _QUEUE
             self._rejected += 1
@@ -503,8 +507,11 @@ class Bulkhead:
                 woken = self._hand_over()
             else:
                 owed = -change
-                while owed and self._pool:
-                    self._pool.pop()
+                while owed:
+                    try:
+                        self._pool.pop()
+                    except IndexError:  # the rest are in flight: destroy them on release
+                        break
                     owed -= 1
                 self._debt += owed
                 woken = []
