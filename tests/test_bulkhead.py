@@ -601,10 +601,11 @@ def test_timeouts_landing_anywhere_never_leak_or_forge_a_slot(limit: Any) -> Non
     def spin() -> int:
         return sum(range(rng.randrange(1, 200)))
 
-    for round_ in range(300):
+    for round_ in range(150):
         try:
             with timeout(0.0002 + rng.random() * 0.0005):
-                while True:
+                # Bounded: a timeout() that cannot interrupt still raises as the block ends.
+                for _ in range(1500):
                     if round_ % 2:
                         pool.call(spin)
                     else:
@@ -612,7 +613,7 @@ def test_timeouts_landing_anywhere_never_leak_or_forge_a_slot(limit: Any) -> Non
                             spin()
         except TimeoutError:
             interrupted += 1
-    assert interrupted == 300
+    assert interrupted == 150
     stats = pool.get_stats()
     assert stats["in_flight"] == 0
     assert len(pool._pool) == pool.limit  # no token lost, none forged

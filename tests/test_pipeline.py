@@ -374,3 +374,41 @@ def test_docstring_examples_run(obj: Any) -> None:
         runner.run(test)
     assert runner.failures == 0
     assert runner.tries > 0
+
+
+def test_real_rate_limiter_and_chaos_take_their_places() -> None:
+    """A RateLimiter fits the standard order's first slot; a Chaos outside is warned about."""
+    from resilience import RateLimiter
+    from resilience.chaos import Chaos
+
+    limiter = RateLimiter(100.0, name="api-limit")
+    pipeline = Pipeline.standard(name="api", rate_limiter=limiter, bulkhead=Bulkhead(2))
+    assert [s["kind"] for s in pipeline.describe()] == ["rate_limiter", "bulkhead"]
+    assert pipeline.call(lambda: "ok") == "ok"
+    with pytest.warns(ResilienceWarning, match="chaos is outside bulkhead"):
+        Pipeline(Chaos(fault=ConnectionError(), rate=0.0), Bulkhead(1))
+    Pipeline(Bulkhead(1), Chaos(fault=ConnectionError(), rate=0.0))  # innermost: no warning
+
+
+def test_each_call_reports_its_duration_while_someone_listens() -> None:
+    """With a duration subscriber, sync, async and decorated calls each report one timing."""
+    from resilience._events import Timing, subscribe_timings
+
+    timings: list[Timing] = []
+    pipeline = Pipeline(Bulkhead(2), name="timed")
+
+    async def anap() -> int:
+        return 1
+
+    Pipeline(Bulkhead(2)).call(int)  # nobody listens yet: nothing reported
+    stop = subscribe_timings(timings.append)
+    try:
+        pipeline.call(int)
+        asyncio.run(pipeline.call_async(anap))
+        pipeline(int)()
+    finally:
+        stop()
+    assert [(t.name, t.kind, t.strategy, t.pipeline) for t in timings] == [
+        ("pipeline", "pipeline", "timed", "timed")
+    ] * 3
+    assert all(t.seconds >= 0 for t in timings)

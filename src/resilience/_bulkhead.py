@@ -18,8 +18,9 @@ Slots are released on every exit path. Two things make that hold even when a syn
 ``timeout()`` interrupts the caller with ``SIGALRM`` at an arbitrary bytecode:
 
 - the bookkeeping functions (``_arrive``, ``_enqueue``, ``_leave``, ``_release``, the block
-  forms' exit steps) are registered with ``timeout()``'s alarm handler, which defers its
-  interrupt while one of them runs, so each finishes or never starts;
+  forms' exit steps) are critical sections (``resilience._critical.section``): the
+  library's alarm handler defers its interrupt while one of them runs, so each finishes
+  or never starts;
 - between those functions there is no point where CPython runs a signal handler with a
   slot held and not yet covered by the ``try`` that releases it: handlers run at function
   entry, backward jumps and after calls into C, and the calling code holds none of those
@@ -37,9 +38,9 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, Self, TypeVar
 
 from resilience import _events, _observed
 from resilience._adaptive import AdaptiveLimit
+from resilience._critical import section
 from resilience._deadline import remaining
 from resilience._observed import Family
-from resilience._timeouts import shield_from_alarms
 from resilience._validate import check_int, check_name, check_number
 from resilience._wrap import wrap
 from resilience.exceptions import BulkheadFullError
@@ -359,10 +360,14 @@ class Bulkhead:
                 next(self._admitted)
                 return None if self._adaptive is None else self._start()
         with self._lock:
-            if not self._waiters and self._pool:
-                self._pool.pop()  # under the lock only the lock-free path competes, and lost
-                next(self._admitted)
-                return self._start()
+            if not self._waiters:
+                try:
+                    self._pool.pop()
+                except IndexError:  # the lock-free path took the last token meanwhile
+                    pass
+                else:
+                    next(self._admitted)
+                    return self._start()
             if len(self._waiters) < self._max_queue:
                 return _QUEUE
             self._rejected += 1
@@ -502,8 +507,11 @@ class Bulkhead:
                 woken = self._hand_over()
             else:
                 owed = -change
-                while owed and self._pool:
-                    self._pool.pop()
+                while owed:
+                    try:
+                        self._pool.pop()
+                    except IndexError:  # the rest are in flight: destroy them on release
+                        break
                     owed -= 1
                 self._debt += owed
                 woken = []
@@ -621,7 +629,8 @@ class Bulkhead:
 
 Bulkhead.__module__ = "resilience"
 
-shield_from_alarms(
+# The bookkeeping that must finish once started (see the module docstring).
+for _step in (
     Bulkhead._arrive,  # noqa: SLF001  # our own class
     Bulkhead._enqueue,  # noqa: SLF001
     Bulkhead._leave,  # noqa: SLF001
@@ -630,4 +639,5 @@ shield_from_alarms(
     Bulkhead.__exit__,
     Bulkhead.__aexit__,
     Bulkhead._exit_ticket,  # noqa: SLF001
-)
+):
+    section(_step)

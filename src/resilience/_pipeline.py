@@ -5,16 +5,19 @@ strategy gets the next one's runner as its function. The chain is made of
 ``functools.partial`` objects (built once per decorated function, or once per ``call``), so
 a pipeline adds no Python frame of its own between strategies. Each call opens one
 ``CallContext`` (the pipeline's name and the attempt, which a ``Retry`` moves forward) that
-every strategy inside and every event they emit can read.
+every strategy inside and every event they emit can read. While a duration subscriber
+listens (OpenTelemetry's ``resilience.pipeline.duration``), each call also reports how long
+it took; otherwise it does not read the clock.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from resilience import _context
+from resilience import _context, _events
 from resilience._strategy import Strategy
 from resilience._time_limits import Deadline, Timeout
 from resilience._validate import check_name
@@ -214,9 +217,12 @@ class Pipeline:
                 ``BulkheadFullError``, ``TimeoutError``, ...) or what ``func`` raises.
         """
         token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
+        started = time.perf_counter() if _events.timers else None
         try:
             return _chain(self._strategies, func)(*args, **kwargs)  # type: ignore[no-any-return]  # the chain returns func's result
         finally:
+            if started is not None:
+                self._timed(started)
             _context._current.reset(token)  # noqa: SLF001
 
     def call_async(
@@ -233,10 +239,17 @@ class Pipeline:
         self, chain: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
+        started = time.perf_counter() if _events.timers else None
         try:
             return await chain(*args, **kwargs)
         finally:
+            if started is not None:
+                self._timed(started)
             _context._current.reset(token)  # noqa: SLF001
+
+    def _timed(self, started: float) -> None:
+        """Report the call's duration to the duration subscribers (OpenTelemetry)."""
+        _events.emit_timing("pipeline", "pipeline", self._name, time.perf_counter() - started)
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Decorate a function or coroutine function so each call runs through the pipeline.
@@ -252,9 +265,12 @@ class Pipeline:
 
         def runner(_: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             token = current.set(make_context(name))
+            started = time.perf_counter() if _events.timers else None
             try:
                 return chain(*args, **kwargs)
             finally:
+                if started is not None:
+                    self._timed(started)
                 current.reset(token)
 
         def arunner(_: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -546,8 +546,8 @@ def timeout(seconds: float) -> _Timeout:
 
 
 # Functions during which an alarm must not raise: the deadline or the timer would be left
-# half set up or half torn down. Other modules add theirs with shield_from_alarms().
-_BOOKKEEPING: frozenset[types.CodeType] = frozenset(
+# half set up or half torn down. (Other modules mark theirs with resilience._critical.section.)
+_BOOKKEEPING: Final = frozenset(
     func.__code__
     for func in (
         _Timeout.__enter__,
@@ -565,16 +565,6 @@ _BOOKKEEPING: frozenset[types.CodeType] = frozenset(
         remaining,
     )
 )
-
-
-def shield_from_alarms(*funcs: Callable[..., object]) -> None:
-    """Never interrupt a sync block while one of ``funcs`` runs; retry the alarm just after.
-
-    For bookkeeping that must finish once started (a bulkhead taking or freeing a slot): an
-    interrupt inside it would leave its state half updated. Call it at import time.
-    """
-    global _BOOKKEEPING  # noqa: PLW0603  # replaced whole; the handler reads it without a lock
-    _BOOKKEEPING = _BOOKKEEPING | frozenset(func.__code__ for func in funcs)
 
 
 def _in_bookkeeping(frame: types.FrameType | None) -> bool:
