@@ -11,10 +11,11 @@ every strategy inside and every event they emit can read.
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from resilience import _context
+from resilience import _context, _events
 from resilience._strategy import Strategy
 from resilience._time_limits import Deadline, Timeout
 from resilience._validate import check_name
@@ -213,10 +214,24 @@ class Pipeline:
             BaseException: what the strategies raise (``CircuitOpenError``,
                 ``BulkheadFullError``, ``TimeoutError``, ...) or what ``func`` raises.
         """
+        if _events.timers:  # someone measures pipeline calls (OpenTelemetry)
+            return self._timed(_chain(self._strategies, func), args, kwargs)  # type: ignore[no-any-return]  # func's result
         token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
         try:
             return _chain(self._strategies, func)(*args, **kwargs)  # type: ignore[no-any-return]  # the chain returns func's result
         finally:
+            _context._current.reset(token)  # noqa: SLF001
+
+    def _timed(
+        self, chain: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Run one call and report its duration, successful or not, inside its context."""
+        token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
+        began = time.perf_counter()
+        try:
+            return chain(*args, **kwargs)
+        finally:
+            _events.emit_timing("pipeline", "pipeline", self._name, time.perf_counter() - began)
             _context._current.reset(token)  # noqa: SLF001
 
     def call_async(
@@ -232,10 +247,24 @@ class Pipeline:
     async def _run_async(
         self, chain: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if _events.timers:  # someone measures pipeline calls (OpenTelemetry)
+            return await self._atimed(chain, args, kwargs)
         token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
         try:
             return await chain(*args, **kwargs)
         finally:
+            _context._current.reset(token)  # noqa: SLF001
+
+    async def _atimed(
+        self, chain: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The same as ``_timed`` for an awaited call."""
+        token = _context._current.set(_context.CallContext(self._name))  # noqa: SLF001  # our context
+        began = time.perf_counter()
+        try:
+            return await chain(*args, **kwargs)
+        finally:
+            _events.emit_timing("pipeline", "pipeline", self._name, time.perf_counter() - began)
             _context._current.reset(token)  # noqa: SLF001
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
@@ -251,6 +280,8 @@ class Pipeline:
         make_context = _context.CallContext
 
         def runner(_: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if _events.timers:  # someone measures pipeline calls (OpenTelemetry)
+                return self._timed(chain, args, kwargs)
             token = current.set(make_context(name))
             try:
                 return chain(*args, **kwargs)
