@@ -778,7 +778,7 @@ class _Attempts:
         known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
         self.log = logger.isEnabledFor(logging.INFO) if known is None else known
 
-    def timed(self, began: float, handled: bool) -> None:  # noqa: FBT001  # internal, hot
+    def timed(self, began: float, *, handled: bool) -> None:
         """Report the duration of the attempt that started at ``began`` (``perf_counter``)."""
         _events.emit_timing(
             "attempt",
@@ -1116,17 +1116,17 @@ def _timed_loop(
         try:
             result = func(*args, **kwargs)
         except Exception as exc:
-            run.timed(began, policy.handles(exc))
+            run.timed(began, handled=policy.handles(exc))
             delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
-            run.timed(began, False)  # noqa: FBT003  # never handled
+            run.timed(began, handled=False)  # never handled
             _timed_interrupted(run, error)
             raise
         else:
             failed = policy.result_fails(result)
-            run.timed(began, failed)
+            run.timed(began, handled=failed)
             if not failed:
                 _timed_end(run, result)
                 return result
@@ -1153,17 +1153,17 @@ async def _atimed_loop(
         try:
             result = await func(*args, **kwargs)
         except Exception as exc:
-            run.timed(began, policy.handles(exc))
+            run.timed(began, handled=policy.handles(exc))
             delay = policy.next_delay(run, exc, None)
             if delay is None:
                 raise
         except BaseException as error:
-            run.timed(began, False)  # noqa: FBT003  # never handled
+            run.timed(began, handled=False)  # never handled
             _timed_interrupted(run, error)
             raise
         else:
             failed = policy.result_fails(result)
-            run.timed(began, failed)
+            run.timed(began, handled=failed)
             if not failed:
                 _timed_end(run, result)
                 return result
@@ -1631,22 +1631,21 @@ class _Loop:
             result = attempt._result  # noqa: SLF001  # the attempt belongs to this loop
             failed = attempt._has_result and run.policy.result_fails(result)  # noqa: SLF001
             if began is not None:
-                run.timed(began, failed)
+                run.timed(began, handled=failed)
             if failed:
-                self._delay = cast(
-                    "float", run.policy.next_delay(run, None, result)
-                )  # or RetryError
+                delay = run.policy.next_delay(run, None, result)  # may raise RetryError
+                self._delay = cast("float", delay)
                 self._done = False
             else:
                 run.succeeded(result)
             return False
         if not isinstance(exc, Exception):
             if began is not None:
-                run.timed(began, False)  # noqa: FBT003  # never handled
+                run.timed(began, handled=False)  # never handled
             run.interrupted(exc)
             return False
         if began is not None:
-            run.timed(began, run.policy.handles(exc))
+            run.timed(began, handled=run.policy.handles(exc))
         delay = run.failed(exc)
         if delay is None:
             return False
