@@ -1979,3 +1979,18 @@ async def test_async_retry_context_attempts_are_timed_success_and_interrupt() ->
         (1, False),
         (1, False),
     ]
+
+
+def test_a_timed_call_spends_the_budget_and_passes_interrupts_on() -> None:
+    """The timed path deposits to the budget (none left: no retry); an interrupt propagates."""
+    spent = resilience.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with heard_timings() as heard:
+        with pytest.raises(ConnectionError) as raised:
+            retry_with_backoff(budget=spent, base_delay=0.0)(_sequence(ConnectionError()))()
+        with pytest.raises(KeyboardInterrupt):
+            retry_with_backoff(base_delay=0.0)(_sequence(KeyboardInterrupt()))()
+    assert "the retry budget is spent" in " ".join(raised.value.__notes__)
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, True),
+        (1, False),
+    ]
