@@ -388,3 +388,104 @@ def test_import_resilience_does_not_load_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def _attempt_points(telemetry: Telemetry) -> dict[tuple[Any, ...], int]:
+    """``resilience.attempt.duration`` as {(kind, name, number, handled): count}."""
+    return {
+        (
+            point.attributes["strategy.kind"],
+            point.attributes.get("strategy.name"),
+            point.attributes["attempt.number"],
+            point.attributes["attempt.handled"],
+        ): point.count
+        for point in telemetry.points("resilience.attempt.duration")
+    }
+
+
+def _fails_then_ok(failures: int, error: type[Exception] = ConnectionError) -> Any:
+    left = [failures]
+
+    def func() -> str:
+        if left[0]:
+            left[0] -= 1
+            raise error
+        return "ok"
+
+    return func
+
+
+def test_a_retried_call_records_one_attempt_duration_per_attempt(telemetry: Telemetry) -> None:
+    """Two handled failures and a success: three points, numbered 1 to 3."""
+    retry = resilience.Retry(base_delay=0.0, name="otel-retry")
+    assert retry.call(_fails_then_ok(2)) == "ok"
+    assert _attempt_points(telemetry) == {
+        ("retry", "otel-retry", 1, True): 1,
+        ("retry", "otel-retry", 2, True): 1,
+        ("retry", "otel-retry", 3, False): 1,
+    }
+
+
+def test_an_unhandled_error_records_an_unhandled_attempt(telemetry: Telemetry) -> None:
+    """An error the retry does not retry is one attempt with attempt.handled false."""
+    retry = resilience.Retry(base_delay=0.0, exceptions=OSError, name="otel-unhandled")
+    with pytest.raises(KeyError):
+        retry.call(_fails_then_ok(1, KeyError))
+    assert _attempt_points(telemetry) == {("retry", "otel-unhandled", 1, False): 1}
+
+
+def test_an_async_retried_call_records_its_attempts(telemetry: Telemetry) -> None:
+    """The same for call_async, with real awaits between attempts."""
+    import asyncio
+
+    flaky = _fails_then_ok(1)
+
+    async def fetch() -> str:
+        await asyncio.sleep(0)
+        return flaky()
+
+    retry = resilience.Retry(base_delay=0.001, jitter=False, name="otel-async")
+    assert asyncio.run(retry.call_async(fetch)) == "ok"
+    assert _attempt_points(telemetry) == {
+        ("retry", "otel-async", 1, True): 1,
+        ("retry", "otel-async", 2, False): 1,
+    }
+
+
+def test_a_real_pipeline_call_records_its_duration_and_its_attempts(
+    telemetry: Telemetry,
+) -> None:
+    """Pipeline.call: one pipeline point named after the pipeline; attempts carry it too."""
+    pipeline = resilience.Pipeline(resilience.Retry(base_delay=0.0, name="r"), name="orders")
+    assert pipeline.call(_fails_then_ok(1)) == "ok"
+    (point,) = telemetry.points("resilience.pipeline.duration")
+    assert point.count == 1
+    assert dict(point.attributes) == {
+        "strategy.kind": "pipeline",
+        "strategy.name": "orders",
+        "pipeline.name": "orders",
+    }
+    attempts = telemetry.points("resilience.attempt.duration")
+    assert {attempt.attributes["pipeline.name"] for attempt in attempts} == {"orders"}
+    assert sum(point.count for point in attempts) == 2
+    assert point.sum >= sum(attempt.sum for attempt in attempts)
+
+
+def test_an_async_pipeline_call_records_its_duration(telemetry: Telemetry) -> None:
+    """Pipeline.call_async, twice: two observations in one pipeline point."""
+    import asyncio
+
+    async def fetch() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    pipeline = resilience.Pipeline(resilience.Retry(base_delay=0.0), name="async-orders")
+
+    async def twice() -> list[str]:
+        return [await pipeline.call_async(fetch), await pipeline.call_async(fetch)]
+
+    assert asyncio.run(twice()) == ["ok", "ok"]
+    (point,) = telemetry.points("resilience.pipeline.duration")
+    assert point.count == 2
+    assert point.attributes["pipeline.name"] == "async-orders"
+    assert _attempt_points(telemetry) == {("retry", None, 1, False): 2}

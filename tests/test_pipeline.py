@@ -27,7 +27,7 @@ from resilience import (
     Timeout,
     _context,
 )
-from resilience._events import Event, subscribe
+from resilience._events import Event, Timing, subscribe, subscribe_timings
 from resilience._strategy import StrategyInfo
 
 
@@ -390,25 +390,101 @@ def test_real_rate_limiter_and_chaos_take_their_places() -> None:
     Pipeline(Bulkhead(1), Chaos(fault=ConnectionError(), rate=0.0))  # innermost: no warning
 
 
-def test_each_call_reports_its_duration_while_someone_listens() -> None:
-    """With a duration subscriber, sync, async and decorated calls each report one timing."""
-    from resilience._events import Timing, subscribe_timings
+# ------------------------------------------------------------------ call durations
 
-    timings: list[Timing] = []
-    pipeline = Pipeline(Bulkhead(2), name="timed")
 
-    async def anap() -> int:
-        return 1
-
-    Pipeline(Bulkhead(2)).call(int)  # nobody listens yet: nothing reported
-    stop = subscribe_timings(timings.append)
+@contextlib.contextmanager
+def _timings() -> Iterator[list[Timing]]:
+    """Subscribe to the duration channel for the block; yield what it hears."""
+    heard: list[Timing] = []
+    stop = subscribe_timings(heard.append)
     try:
-        pipeline.call(int)
-        asyncio.run(pipeline.call_async(anap))
-        pipeline(int)()
+        yield heard
     finally:
         stop()
-    assert [(t.name, t.kind, t.strategy, t.pipeline) for t in timings] == [
-        ("pipeline", "pipeline", "timed", "timed")
-    ] * 3
-    assert all(t.seconds >= 0 for t in timings)
+
+
+def _flaky(failures: int) -> Callable[[], str]:
+    """A function failing ``failures`` times with ConnectionError, then returning "ok"."""
+    left = [failures]
+
+    def func() -> str:
+        if left[0]:
+            left[0] -= 1
+            raise ConnectionError
+        return "ok"
+
+    return func
+
+
+def _summary(heard: list[Timing]) -> list[tuple[Any, ...]]:
+    return [(t.name, t.kind, t.strategy, t.pipeline, t.attributes.get("number")) for t in heard]
+
+
+def test_a_pipeline_call_is_timed_once_after_its_attempts() -> None:
+    """call(): the retry's attempts, then one pipeline timing, all inside the pipeline."""
+    pipeline = Pipeline(Retry(base_delay=0.0, name="r"), name="checkout")
+    with _timings() as heard:
+        assert pipeline.call(_flaky(1)) == "ok"
+    assert _summary(heard) == [
+        ("attempt", "retry", "r", "checkout", 1),
+        ("attempt", "retry", "r", "checkout", 2),
+        ("pipeline", "pipeline", "checkout", "checkout", None),
+    ]
+    assert heard[-1].seconds >= heard[0].seconds + heard[1].seconds
+
+
+def test_a_failing_pipeline_call_is_timed_too() -> None:
+    """A call that raises still reports its duration; the decorator form is timed as well."""
+    pipeline = Pipeline(Retry(max_retries=0, base_delay=0.0), name="failing")
+    with _timings() as heard, pytest.raises(ConnectionError):
+        pipeline(_flaky(1))()
+    assert _summary(heard)[-1] == ("pipeline", "pipeline", "failing", "failing", None)
+    assert len(heard) == 2
+
+
+def test_an_async_pipeline_call_is_timed_in_both_forms() -> None:
+    """call_async() and an async decorated function each report one pipeline timing."""
+    pipeline = Pipeline(Retry(base_delay=0.0), name="async")
+    flaky = _flaky(1)
+
+    async def fetch() -> str:
+        return flaky()
+
+    async def both() -> tuple[str, str]:
+        return await pipeline.call_async(fetch), await pipeline(fetch)()
+
+    with _timings() as heard:
+        assert asyncio.run(both()) == ("ok", "ok")
+    assert [(t.name, t.pipeline, t.attributes.get("number")) for t in heard] == [
+        ("attempt", "async", 1),
+        ("attempt", "async", 2),
+        ("pipeline", "async", None),
+        ("attempt", "async", 1),
+        ("pipeline", "async", None),
+    ]
+
+
+def test_nested_pipelines_time_each_call_under_its_own_name() -> None:
+    """An inner pipeline's timing names the inner pipeline; an unnamed one has no name."""
+    inner = Pipeline(Retry(base_delay=0.0), name="inner")
+    outer = Pipeline(Retry(base_delay=0.0))
+    with _timings() as heard:
+        assert outer.call(inner.call, lambda: "ok") == "ok"
+    assert [(t.name, t.strategy, t.pipeline) for t in heard] == [
+        ("attempt", None, "inner"),
+        ("pipeline", "inner", "inner"),
+        ("attempt", None, None),
+        ("pipeline", None, None),
+    ]
+
+
+def test_without_a_timing_subscriber_calls_and_events_are_unchanged() -> None:
+    """With nobody measuring durations (the untimed path) the call and its events are as before."""
+    heard: list[Event] = []
+    stop = subscribe(heard.append)
+    try:
+        assert Pipeline(Retry(base_delay=0.0), name="quiet").call(_flaky(1)) == "ok"
+    finally:
+        stop()
+    assert [event.name for event in heard] == ["retry"]

@@ -1731,3 +1731,266 @@ async def test_an_interrupt_on_a_later_async_attempt_ends_the_call_and_counts_it
         await retry_with_backoff(name=name, base_delay=0.0, clock=clock)(async_call)()
     snapshot = retry_stats.counter_for(name).snapshot()
     assert (snapshot["attempts"], sum(snapshot["outcomes"].values())) == (2, 0)
+
+
+# ------------------------------------------------------------------ attempt durations
+
+
+@contextlib.contextmanager
+def heard_timings():
+    """Subscribe to the duration channel for the block; yield the timings heard."""
+    from resilience import _events
+
+    heard: list = []
+    stop = _events.subscribe_timings(heard.append)
+    try:
+        yield heard
+    finally:
+        stop()
+
+
+def _attempts_heard(heard) -> list[tuple]:
+    return [
+        (t.name, t.kind, t.strategy, t.attributes["number"], t.attributes["handled"]) for t in heard
+    ]
+
+
+def _sequence(*steps):
+    """A function that raises or returns ``steps`` in turn."""
+    it = iter(steps)
+
+    def func(*_args):
+        step = next(it)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    return func
+
+
+def test_each_retry_attempt_is_timed_with_its_number_and_whether_it_was_handled(sleeps) -> None:
+    """Two retried failures then a success: three attempt timings, numbered, handled twice."""
+    retry = resilience.Retry(name="timed-sync", base_delay=0.5, jitter=False, sleep=sleeps)
+    with heard_timings() as heard:
+        assert retry.call(_sequence(ConnectionError(), OSError(), "ok")) == "ok"
+    assert _attempts_heard(heard) == [
+        ("attempt", "retry", "timed-sync", 1, True),
+        ("attempt", "retry", "timed-sync", 2, True),
+        ("attempt", "retry", "timed-sync", 3, False),
+    ]
+    assert all(t.seconds >= 0.0 and t.pipeline is None for t in heard)
+    assert sleeps.delays == [0.5, 1.0]
+
+
+@pytest.mark.asyncio
+async def test_each_async_retry_attempt_is_timed(clock) -> None:
+    """The same for coroutine functions, waiting with the given async sleep."""
+    retry = resilience.Retry(name="timed-async", base_delay=0.5, jitter=False, sleep=clock.asleep)
+    func = _sequence(ConnectionError(), "ok")
+
+    async def call():
+        return func()
+
+    with heard_timings() as heard:
+        assert await retry.call_async(call) == "ok"
+    assert _attempts_heard(heard) == [
+        ("attempt", "retry", "timed-async", 1, True),
+        ("attempt", "retry", "timed-async", 2, False),
+    ]
+
+
+def test_an_error_the_retry_does_not_handle_is_timed_as_not_handled() -> None:
+    """An exception outside ``exceptions`` ends the call after one unhandled attempt."""
+    with heard_timings() as heard, pytest.raises(KeyError):
+        retry_with_backoff(exceptions=OSError, base_delay=0.0)(_sequence(KeyError("x")))()
+    assert _attempts_heard(heard) == [("attempt", "retry", None, 1, False)]
+
+
+def test_giving_up_on_a_handled_error_still_times_it_as_handled() -> None:
+    """The last attempt's error is one the retry handles, though no retry is left."""
+    with heard_timings() as heard, pytest.raises(ConnectionError):
+        retry_with_backoff(max_retries=1, base_delay=0.0)(
+            _sequence(ConnectionError(), ConnectionError())
+        )()
+    assert [t.attributes["handled"] for t in heard] == [True, True]
+
+
+@pytest.mark.asyncio
+async def test_a_retried_result_is_a_handled_attempt() -> None:
+    """``retry_on_result`` outcomes are handled failures, to the RetryError at the end."""
+    func = _sequence(None, None)
+
+    @retry_with_backoff(max_retries=1, base_delay=0.0, retry_on_result=lambda r: r is None)
+    async def fetch():
+        return func()
+
+    with heard_timings() as heard, pytest.raises(RetryError):
+        await fetch()
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, True),
+        (2, True),
+    ]
+
+
+def test_the_preset_filter_decides_handled() -> None:
+    """The API preset's status filter: a 503 is a handled attempt, the 404 after it is not."""
+    with instant_retries(), heard_timings() as heard, pytest.raises(HTTPError):
+        retry_api_call(_sequence(HTTPError(503), HTTPError(404)))
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, True),
+        (2, False),
+    ]
+
+
+def test_an_interrupt_is_timed_as_not_handled_and_counted_as_without_timing(clock) -> None:
+    """A KeyboardInterrupt ends a timed call as it ends an untimed one, counted the same."""
+    names = [unique_name(), unique_name()]
+    for name, listen in zip(names, (False, True), strict=True):
+        timings = heard_timings() if listen else contextlib.nullcontext([])
+        with timings as heard, pytest.raises(KeyboardInterrupt):
+            retry_with_backoff(name=name, base_delay=0.0, clock=clock)(
+                _interrupted_on_second_attempt()
+            )()
+        assert [t.attributes["handled"] for t in heard] == ([True, False] if listen else [])
+    first, second = (retry_stats.counter_for(name).snapshot() for name in names)
+    assert (first["attempts"], first["outcomes"]) == (second["attempts"], second["outcomes"])
+
+
+def test_timed_calls_are_counted_exactly_as_untimed_ones(sleeps) -> None:
+    """Statistics and named counters agree with and without a duration subscriber."""
+    results = []
+    for listen in (False, True):
+        name = unique_name()
+        on_success: list = []
+        decorated = retry_with_backoff(
+            name=name, base_delay=0.0, on_success=on_success.append, sleep=sleeps
+        )(_sequence("first", ConnectionError(), "second", KeyboardInterrupt()))
+        timings = heard_timings() if listen else contextlib.nullcontext([])
+        with timings as heard:
+            decorated()
+            decorated()
+            with pytest.raises(KeyboardInterrupt):
+                decorated()
+        snapshot = retry_stats.counter_for(name).snapshot()
+        stats = decorated.statistics
+        results.append(
+            (
+                snapshot["attempts"],
+                snapshot["outcomes"],
+                [state.attempt for state in on_success],
+                dict(stats),
+            )
+        )
+        assert len(heard) == (4 if listen else 0)
+    assert results[0] == results[1]
+
+
+def test_a_sleep_that_raises_ends_a_timed_call(clock) -> None:
+    """The timed path hands a failing sleep to the caller and counts the call once."""
+    name = unique_name()
+
+    def broken(seconds: float) -> None:
+        raise RuntimeError("no sleep")
+
+    with heard_timings() as heard, pytest.raises(RuntimeError, match="no sleep"):
+        retry_with_backoff(name=name, base_delay=1.0, sleep=broken, clock=clock)(
+            _sequence(ConnectionError())
+        )()
+    assert len(heard) == 1
+    assert retry_stats.counter_for(name).snapshot()["outcomes"]["failed_with_retry"] == 0
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_async_wait_ends_a_timed_call() -> None:
+    """Cancelling a timed call while it waits ends it; the one attempt was timed."""
+    started = asyncio.Event()
+    func = _sequence(ConnectionError())
+
+    async def call():
+        started.set()
+        return func()
+
+    retry = resilience.Retry(base_delay=60.0, jitter=False)
+    with heard_timings() as heard:
+        task = asyncio.ensure_future(retry.call_async(call))
+        await started.wait()
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _attempts_heard(heard) == [("attempt", "retry", None, 1, True)]
+
+
+def test_instant_retries_skip_the_wait_on_the_timed_path() -> None:
+    """``instant_retries()`` holds for timed calls too: the long backoff is not slept."""
+    with instant_retries(), heard_timings() as heard:
+        assert (
+            retry_with_backoff(base_delay=60.0, sleep=never)(_sequence(ConnectionError(), "ok"))()
+            == "ok"
+        )
+    assert len(heard) == 2
+
+
+def _context_loop(outcomes, **options) -> None:
+    """Run a RetryContext loop whose blocks raise or set the ``outcomes`` in turn."""
+    steps = iter(outcomes)
+    for attempt in RetryContext(**options):
+        with attempt:
+            step = next(steps)
+            if isinstance(step, BaseException):
+                raise step
+            attempt.set_result(step)
+
+
+async def _async_context_loop(error: BaseException | None) -> None:
+    """Run an ``async for`` RetryContext loop whose one block raises ``error`` (or not)."""
+    async for attempt in RetryContext(base_delay=0.0):
+        with attempt:
+            if error is not None:
+                raise error
+
+
+def test_retry_context_attempts_are_timed(sleeps) -> None:
+    """A RetryContext loop times each ``with attempt:`` block, results judged too."""
+    outcomes = [ConnectionError(), "retry me", KeyError("not retried")]
+    with heard_timings() as heard, pytest.raises(KeyError):
+        _context_loop(
+            outcomes,
+            exceptions=(ConnectionError,),
+            retry_on_result=lambda r: r == "retry me",
+            base_delay=0.0,
+            sleep=sleeps,
+        )
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_async_retry_context_attempts_are_timed_success_and_interrupt() -> None:
+    """``async for``: a plain success is unhandled; so is an interrupt, which ends the loop."""
+    with heard_timings() as heard:
+        await _async_context_loop(None)
+        with pytest.raises(KeyboardInterrupt):
+            await _async_context_loop(KeyboardInterrupt())
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, False),
+        (1, False),
+    ]
+
+
+def test_a_timed_call_spends_the_budget_and_passes_interrupts_on() -> None:
+    """The timed path deposits to the budget (none left: no retry); an interrupt propagates."""
+    spent = resilience.RetryBudget(ratio=0.0, min_per_second=0.0)
+    with heard_timings() as heard:
+        with pytest.raises(ConnectionError) as raised:
+            retry_with_backoff(budget=spent, base_delay=0.0)(_sequence(ConnectionError()))()
+        with pytest.raises(KeyboardInterrupt):
+            retry_with_backoff(base_delay=0.0)(_sequence(KeyboardInterrupt()))()
+    assert "the retry budget is spent" in " ".join(raised.value.__notes__)
+    assert [(t.attributes["number"], t.attributes["handled"]) for t in heard] == [
+        (1, True),
+        (1, False),
+    ]

@@ -615,6 +615,21 @@ class _Policy:
             )
         return seconds
 
+    def handles(self, exc: BaseException) -> bool:
+        """Whether the policy treats ``exc`` as a failure to retry (an attempt's ``handled``).
+
+        The same classification ``next_delay`` starts with; whether a retry is then left
+        (``max_retries``, the budget, ...) does not change that the failure was handled.
+        """
+        if not isinstance(exc, Exception):
+            return False  # a cancellation or an interrupt: never retried
+        verdict = self.verdicts.get(type(exc))
+        if verdict is None:
+            verdict = self._verdict(type(exc))
+        if not verdict.retried:
+            return False
+        return not verdict.ask or cast("Callable[[Exception], bool]", self.retry_if)(exc)
+
     def result_fails(self, result: Any) -> bool:
         """Whether ``retry_on_result`` asks for another attempt after ``result``."""
         check = self.retry_on_result
@@ -763,6 +778,17 @@ class _Attempts:
         known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
         self.log = logger.isEnabledFor(logging.INFO) if known is None else known
 
+    def timed(self, began: float, *, handled: bool) -> None:
+        """Report the duration of the attempt that started at ``began`` (``perf_counter``)."""
+        _events.emit_timing(
+            "attempt",
+            "retry",
+            self.policy.name,
+            time.perf_counter() - began,
+            number=self.attempt,
+            handled=handled,
+        )
+
     def begin(self) -> None:
         """Start the next attempt: count it, tell the call context and ``before``."""
         self.attempt += 1
@@ -876,12 +902,14 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
     counter = policy.counter
     track = policy.tracked
 
-    def call(  # flat on purpose: the first attempt costs only what is used
+    def call(  # noqa: C901  # flat on purpose: the first attempt costs only what is used
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if _events.timers:  # someone measures attempts (OpenTelemetry): the stopwatch path
+            return _timed_loop(_timed_start(policy, context, stats), func, args, kwargs)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -907,12 +935,14 @@ def _drivers(policy: _Policy, stats: RetryStatistics | None = None) -> tuple[Syn
             delay = cast("float", policy.next_delay(run, None, result))
         return _retry_loop(run, func, args, kwargs, delay)
 
-    async def call_async(  # the same as call
+    async def call_async(  # noqa: C901  # the same as call
         func: Callable[..., Awaitable[Any]],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         context: _context.CallContext | None = None,
     ) -> Any:
+        if _events.timers:
+            return await _atimed_loop(_timed_start(policy, context, stats), func, args, kwargs)
         if budget is not None:
             budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
         start = clock()
@@ -1041,6 +1071,112 @@ async def _aretry_loop(  # noqa: C901  # the sync loop's twin, awaits added
             if after is None:
                 return result
         delay = after
+
+
+# ---------------------------------------------------------------------- with a stopwatch
+# While a duration subscriber listens (``_events.timers``, read once per call by the
+# drivers), a call runs here instead: every attempt, the first included, through one loop
+# that times it and says whether the policy handled its outcome as a failure. The drivers
+# above stay as they are, so a call with nobody measuring pays that one read and nothing else.
+
+
+def _timed_start(
+    policy: _Policy, context: _context.CallContext | None, stats: RetryStatistics | None
+) -> _Attempts:
+    """Begin a timed call: what the drivers do before the first attempt, then its engine."""
+    if policy.budget is not None:
+        policy.budget._deposit()  # noqa: SLF001  # the budget and the policy are one unit
+    start = policy.clock()
+    if context is not None or policy.before is not None or policy.unbounded:
+        _first_attempt(policy, context)
+    return _Attempts(policy, start, context, stats)
+
+
+def _timed_end(run: _Attempts, result: Any) -> None:
+    """Count a timed call that succeeded, exactly as the untimed drivers count it."""
+    if run.attempt > 1:
+        run.succeeded(result)
+    elif run.policy.tracked:  # a first-try success: statistics do not count it (see stats)
+        run.policy.finished(1, run.start, result)
+
+
+def _timed_interrupted(run: _Attempts, error: BaseException) -> None:
+    """Count a timed call ended by a cancellation or an interrupt, as the drivers do."""
+    if run.attempt > 1 or run.policy.counter is not None:
+        run.interrupted(error)
+
+
+def _timed_loop(
+    run: _Attempts, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``call`` and ``_retry_loop`` in one, timing each attempt."""
+    policy = run.policy
+    while True:
+        began = time.perf_counter()
+        try:
+            result = func(*args, **kwargs)
+        except Exception as exc:
+            run.timed(began, handled=policy.handles(exc))
+            delay = policy.next_delay(run, exc, None)
+            if delay is None:
+                raise
+        except BaseException as error:
+            run.timed(began, handled=False)  # never handled
+            _timed_interrupted(run, error)
+            raise
+        else:
+            failed = policy.result_fails(result)
+            run.timed(began, handled=failed)
+            if not failed:
+                _timed_end(run, result)
+                return result
+            delay = cast("float", policy.next_delay(run, None, result))  # or RetryError
+        if delay > 0.0 and not INSTANT.depth:
+            try:
+                policy.sleep(delay)
+            except BaseException as error:
+                run.interrupted(error)
+                raise
+        run.begin()
+
+
+async def _atimed_loop(
+    run: _Attempts,
+    func: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """The same as ``_timed_loop`` for coroutine functions."""
+    policy = run.policy
+    while True:
+        began = time.perf_counter()
+        try:
+            result = await func(*args, **kwargs)
+        except Exception as exc:
+            run.timed(began, handled=policy.handles(exc))
+            delay = policy.next_delay(run, exc, None)
+            if delay is None:
+                raise
+        except BaseException as error:
+            run.timed(began, handled=False)  # never handled
+            _timed_interrupted(run, error)
+            raise
+        else:
+            failed = policy.result_fails(result)
+            run.timed(began, handled=failed)
+            if not failed:
+                _timed_end(run, result)
+                return result
+            delay = cast("float", policy.next_delay(run, None, result))  # or RetryError
+        if delay > 0.0 and not INSTANT.depth:
+            try:
+                pending = policy.asleep(delay)
+                if pending is not None:
+                    await pending
+            except BaseException as error:  # a task cancelled while it waits ends here, at once
+                run.interrupted(error)
+                raise
+        run.begin()
 
 
 # ---------------------------------------------------------------------- public surfaces
@@ -1400,10 +1536,11 @@ class RetryAttempt:
 class _Loop:
     """One ``RetryContext`` loop: hands out attempts and drives an ``_Attempts`` with them."""
 
-    __slots__ = ("_current", "_delay", "_done", "_policy", "_run")
+    __slots__ = ("_began", "_current", "_delay", "_done", "_policy", "_run")
 
     def __init__(self, policy: _Policy) -> None:
         self._policy = policy
+        self._began: float | None = None  # when the attempt began, if someone times it
         self._run: _Attempts | None = None
         self._delay = 0.0
         self._current: RetryAttempt | None = None
@@ -1428,6 +1565,7 @@ class _Loop:
         else:
             run.begin()
         self._current = RetryAttempt(self, run.attempt)
+        self._began = time.perf_counter() if _events.timers else None
         return self._current
 
     def _pending_delay(self) -> float:
@@ -1487,19 +1625,27 @@ class _Loop:
             raise RuntimeError(f"attempt {attempt.number} is not the current attempt")
         self._current = None
         run = cast("_Attempts", self._run)
+        began = self._began
         self._done = True  # unless a retry is decided below
         if exc is None:
-            if attempt._has_result:  # noqa: SLF001  # the attempt belongs to this loop
-                delay = run.returned(attempt._result)  # noqa: SLF001  # may raise RetryError
-                if delay is not None:
-                    self._delay = delay
-                    self._done = False
+            result = attempt._result  # noqa: SLF001  # the attempt belongs to this loop
+            failed = attempt._has_result and run.policy.result_fails(result)  # noqa: SLF001
+            if began is not None:
+                run.timed(began, handled=failed)
+            if failed:
+                delay = run.policy.next_delay(run, None, result)  # may raise RetryError
+                self._delay = cast("float", delay)
+                self._done = False
             else:
-                run.succeeded(None)
+                run.succeeded(result)
             return False
         if not isinstance(exc, Exception):
+            if began is not None:
+                run.timed(began, handled=False)  # never handled
             run.interrupted(exc)
             return False
+        if began is not None:
+            run.timed(began, handled=run.policy.handles(exc))
         delay = run.failed(exc)
         if delay is None:
             return False
