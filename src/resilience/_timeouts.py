@@ -30,7 +30,7 @@ import time
 import types
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
-from resilience._critical import interrupted
+from resilience._critical import interrupted, section
 from resilience._deadline import _DEADLINE, check_limit, remaining
 from resilience._validate import check_callable, check_name, check_number
 
@@ -295,7 +295,7 @@ class _Alarms:
             return
         if not self.stack:
             return
-        if _in_bookkeeping(frame) or interrupted(frame) or _swallowed_there(frame):
+        if interrupted(frame) or _swallowed_there(frame):
             # Raising inside our own __enter__/__exit__ would skip their cleanup, inside a
             # critical section (a breaker's locked update) would leave it half done, and
             # inside a gc callback or a __del__ the interpreter would swallow it: the
@@ -546,34 +546,25 @@ def timeout(seconds: float) -> _Timeout:
 
 
 # Functions during which an alarm must not raise: the deadline or the timer would be left
-# half set up or half torn down. (Other modules mark theirs with resilience._critical.section.)
-_BOOKKEEPING: Final = frozenset(
-    func.__code__
-    for func in (
-        _Timeout.__enter__,
-        _Timeout.__exit__,
-        _Timeout.__aenter__,
-        _Timeout.__aexit__,
-        _Timeout._begin,  # noqa: SLF001  # our own class
-        _Timeout._end,  # noqa: SLF001  # our own class
-        _Alarms.push,
-        _Alarms.pop,
-        _Alarms._unbusy,  # noqa: SLF001  # our own class
-        _Alarms._restore,  # noqa: SLF001  # our own class
-        _Alarms.arm,
-        _interrupt_unavailable,
-        remaining,
-    )
-)
-
-
-def _in_bookkeeping(frame: types.FrameType | None) -> bool:
-    """Tell whether ``frame`` or a caller of it is one of our set-up or tear-down steps."""
-    while frame is not None:
-        if frame.f_code in _BOOKKEEPING:
-            return True
-        frame = frame.f_back
-    return False
+# half set up or half torn down. They are critical sections like the breaker's and the
+# bulkhead's, marked the one way the library has (resilience._critical).
+for _step in (
+    _Timeout.__enter__,
+    _Timeout.__exit__,
+    _Timeout.__aenter__,
+    _Timeout.__aexit__,
+    _Timeout._begin,  # noqa: SLF001  # our own class
+    _Timeout._end,  # noqa: SLF001  # our own class
+    _Alarms.push,
+    _Alarms.pop,
+    _Alarms._unbusy,  # noqa: SLF001  # our own class
+    _Alarms._restore,  # noqa: SLF001  # our own class
+    _Alarms.arm,
+    _interrupt_unavailable,
+    remaining,
+):
+    section(_step)
+del _step
 
 
 def _swallowed_there(frame: types.FrameType | None) -> bool:
