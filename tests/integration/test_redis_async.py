@@ -171,8 +171,9 @@ async def test_a_trial_cancelled_during_its_round_trip_frees_the_fleet_slot_at_o
     here_client = aredis.Redis.from_url(redis_server.url, socket_timeout=2.0)
     there_client = aredis.Redis.from_url(redis_server.url, socket_timeout=2.0)
     options = {"name": "trial", "failure_threshold": 1, "recovery_timeout": 0.2}
-    here = CircuitBreaker(**options, storage=RedisStorage(here_client))
-    there = CircuitBreaker(**options, storage=RedisStorage(there_client))  # another process
+    # A storage bound longer than the pause, so the admission waits for Redis's reply.
+    here = CircuitBreaker(**options, storage=RedisStorage(here_client, timeout=2.0))
+    there = CircuitBreaker(**options, storage=RedisStorage(there_client, timeout=2.0))
     try:
         with pytest.raises(ValueError, match="boom"):
             await here.call_async(fail)
