@@ -40,8 +40,11 @@ _EXTRA_TESTS = {
         "test_monitoring_kit.py",
         "integration/*prometheus*",
         "integration/test_demo.py",
+        "test_throttle.py",  # scrapes the throttles' series
+        "test_retry_memory.py",  # scrapes the series of removed retries and budgets
     ],
     "redis": ["test_redis*.py", "test_cli*.py", "integration/*redis*"],
+    "aiohttp": ["integration/test_http_clients.py"],  # with httpx and requests, from [dev]
     "opentelemetry": ["test_otel*.py", "integration/*otel*"],
 }
 collect_ignore_glob: list[str] = []

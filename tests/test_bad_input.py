@@ -249,6 +249,8 @@ def _extra_cases() -> list[tuple[Callable[..., object], dict[str, Any], str, Any
 
 def test_metrics_and_storage_refuse_bad_values_naming_the_parameter() -> None:
     """The metrics functions and RedisStorage refuse every bad value, naming it."""
+    pytest.importorskip("prometheus_client", reason="needs the prometheus extra")
+    pytest.importorskip("redis", reason="needs the redis extra")
     for make, base, name, bad in _extra_cases():
         with pytest.raises((TypeError, ValueError)) as info:
             make(**{**base, name: bad})
