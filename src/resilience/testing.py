@@ -72,14 +72,13 @@ class FakeClock:
         return f"FakeClock({self._now!r})"
 
 
-class _InstantRetries:
-    """The context manager ``instant_retries()`` returns; also a decorator."""
+class _Switch:
+    """A process-wide test switch: a context manager (sync and async) and a decorator."""
 
     __slots__ = ()
 
     def __enter__(self) -> Self:
-        INSTANT.enter()
-        return self
+        raise NotImplementedError
 
     def __exit__(
         self,
@@ -87,7 +86,7 @@ class _InstantRetries:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
-        INSTANT.exit()
+        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
@@ -101,7 +100,7 @@ class _InstantRetries:
         self.__exit__(exc_type, exc, traceback)
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
-        """Run every call of ``func`` (sync or async) with instant retries.
+        """Run every call of ``func`` (sync or async) under this switch.
 
         Raises:
             TypeError: ``func`` is not callable.
@@ -120,6 +119,24 @@ class _InstantRetries:
                 return func(*args, **kwargs)
 
         return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
+
+
+class _InstantRetries(_Switch):
+    """The context manager ``instant_retries()`` returns; also a decorator."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        INSTANT.enter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        INSTANT.exit()
 
 
 @overload
@@ -164,7 +181,7 @@ def instant_retries(func: Callable[P, R] | None = None, /) -> _InstantRetries | 
     return _InstantRetries()(func)
 
 
-class _Retries:
+class _Retries(_Switch):
     """The context manager ``retries()`` returns; also a decorator."""
 
     __slots__ = ("_attempts",)
@@ -185,34 +202,6 @@ class _Retries:
     ) -> None:
         INSTANT.exit()
         TESTING.exit(self._attempts)
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: types.TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, traceback)
-
-    def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
-        """Run every call of ``func`` (sync or async) under this switch."""
-        check_callable("func", func)
-        if inspect.iscoroutinefunction(func):
-
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self:
-                    return await func(*args, **kwargs)
-
-            return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
-
-        return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
 
 
 def retries(*, active: bool = True, attempts: int | None = None) -> _Retries:
