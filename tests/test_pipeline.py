@@ -248,7 +248,7 @@ def test_a_total_timeout_stops_retrying_before_sleeping_past_it() -> None:
         raise ConnectionError
 
     pipeline = Pipeline.standard(
-        name="api", total_timeout=0.5, retry=Retry(max_retries=5, base_delay=10.0)
+        name="api", total_timeout=0.5, retry=Retry(max_retries=5, base_delay=10.0, jitter=False)
     )
     with pytest.raises(ConnectionError):
         pipeline.call(down)
