@@ -30,6 +30,7 @@ from resilience import (
     timeout,
 )
 from resilience import _breaker as breaker_module
+from resilience import _local as local_module
 from resilience._critical import escape, interrupted, section
 from resilience.testing import FakeClock
 
@@ -57,7 +58,7 @@ def _counted_calls(n: int) -> tuple[Callable[[], float], Callable[[], int]]:
 def _locks_free() -> bool:
     """Tell whether every lock the breakers share is free."""
     free = []
-    for lock in breaker_module._LOCKS:
+    for lock in local_module._LOCKS:
         got = lock.acquire(blocking=False)
         free.append(got)
         if got:
@@ -140,8 +141,7 @@ def test_short_timeouts_around_calls_leave_locks_free_and_counts_exact(
     if "ignore" not in options:  # there, only the alarms' TimeoutErrors are failures
         assert CircuitState.OPEN in transitions
         assert CircuitState.CLOSED in transitions
-    episode = breaker._episode
-    assert episode is None or episode.trial_running == 0
+    assert breaker._circuit.trial == 0  # no half-open trial slot left taken
     # Still a working breaker: after the recovery time trial calls are admitted and close it.
     clock.advance(10.0)
     for _ in range(2):
@@ -164,8 +164,7 @@ def test_short_timeouts_around_with_blocks_leave_no_slot_or_block_behind() -> No
     assert _hammer(body, random.Random(2)) > ROUNDS // 10
     assert _locks_free()
     assert breaker_module._BLOCKS.get() == ()
-    episode = breaker._episode
-    assert episode is None or episode.trial_running == 0
+    assert breaker._circuit.trial == 0  # no half-open trial slot left taken
     clock.advance(10.0)
     assert breaker.call(lambda: 1) == 1
     assert breaker.state is CircuitState.CLOSED

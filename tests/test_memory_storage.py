@@ -14,7 +14,7 @@ from resilience import (
     FailureRate,
     TimeWindow,
 )
-from resilience._shared import storage_config
+from resilience._stored import storage_config
 from resilience.testing import FakeClock, InMemoryStorage
 
 CONSECUTIVE = storage_config(

@@ -415,13 +415,13 @@ def test_server_exposition_matches_prometheus_client(configs):
             with contextlib.suppress(ZeroDivisionError, CircuitOpenError):
                 breaker.call(lambda: 1 / 0)
         if state == "half_open":
-            breaker._operate(CircuitState.OPEN)
+            breaker._circuit.operate(CircuitState.OPEN)
         elif state not in {"closed", "open"}:
             getattr(breaker, OPERATOR[state])()
     clock.advance(5.0)  # the breakers opened so far read half_open now
     for name, (state, _, _) in configs.items():
         if state == "open":
-            breakers.get(name)._operate(CircuitState.OPEN)
+            breakers.get(name)._circuit.operate(CircuitState.OPEN)
     registry = CollectorRegistry()
     register_metrics(registry, breakers)
     fast = b"".join(_exposition(registry)).decode()

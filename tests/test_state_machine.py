@@ -292,7 +292,7 @@ class BreakerMachine(RuleBasedStateMachine):
         breaker = getattr(self, "breaker", None)
         if breaker is None or self.storage() is None:
             return
-        breaker._push()  # what the atexit flush sends (SPEC §6)
+        breaker._circuit.push()  # what the atexit flush sends (SPEC §6)
         stats = breaker.get_stats()
         fleet = {key: value for key, value in stats.items() if key.startswith("total_")}
         assert stats["fleet"] == fleet

@@ -21,7 +21,7 @@ from resilience import (
     FailureRate,
     StoredState,
 )
-from resilience._shared import storage_config
+from resilience._stored import storage_config
 from resilience.testing import FakeClock
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def test_an_in_memory_breaker_keeps_its_lock_free_path() -> None:
     """Without storage a breaker is a plain CircuitBreaker on the fast path."""
     breaker = CircuitBreaker()
     assert type(breaker) is CircuitBreaker
-    assert breaker._fast
+    assert breaker._circuit.fast
 
 
 def test_storage_must_be_a_breaker_storage() -> None:
@@ -116,14 +116,24 @@ def test_a_breaker_with_storage_needs_a_name() -> None:
         CircuitBreaker(storage=DownStorage())
 
 
-def test_a_subclass_cannot_take_storage() -> None:
-    """A subclass of CircuitBreaker refuses storage rather than ignore it."""
+def test_a_breaker_with_storage_is_a_plain_circuit_breaker_and_so_is_a_subclass() -> None:
+    """Storage picks the circuit behind the facade: no subclass swap, subclasses share too."""
+    from resilience.testing import InMemoryStorage  # noqa: PLC0415  # this test only
 
     class Mine(CircuitBreaker):
         __slots__ = ()
 
-    with pytest.raises(TypeError, match="cannot take storage"):
-        Mine(name="svc", storage=DownStorage())
+    storage = InMemoryStorage()
+    plain = CircuitBreaker(name="svc", failure_threshold=1, storage=storage)
+    mine = Mine(name="svc", failure_threshold=1, storage=storage)
+    assert type(plain) is CircuitBreaker
+    assert type(mine) is Mine
+    assert plain.storage is storage
+    assert mine.storage is storage
+    assert CircuitBreaker().storage is None
+    with pytest.raises(ZeroDivisionError):
+        mine.call(lambda: 1 / 0)
+    assert plain.state is CircuitState.OPEN  # one circuit for both
 
 
 def test_an_unreachable_storage_never_reaches_the_caller(caplog) -> None:
@@ -196,7 +206,7 @@ def test_a_registry_checks_its_storage() -> None:
 def test_a_backoff_recovery_timeout_is_sampled_for_16_trips() -> None:
     """A backoff cannot run in the storage, so its first 16 values are sent."""
     breaker = CircuitBreaker(name="svc", recovery_timeout=lambda n: 2.0**n)
-    config = storage_config(breaker._settings, breaker._recovery)
+    config = storage_config(breaker._settings, breaker._circuit.recovery)
     assert config["recovery"] == [2.0**n for n in range(1, 17)]
 
 
@@ -204,7 +214,7 @@ def test_a_failure_rate_config_caps_minimum_calls_at_the_window_size() -> None:
     """The config sent to storages holds the effective minimum of calls."""
     policy = FailureRate(threshold=0.25, window=CountWindow(5), minimum_calls=10)
     breaker = CircuitBreaker(name="svc", policy=policy)
-    config = storage_config(breaker._settings, breaker._recovery)
+    config = storage_config(breaker._settings, breaker._circuit.recovery)
     assert config == {
         "policy": "rate",
         "threshold": 0.25,

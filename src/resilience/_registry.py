@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from resilience import _named
-from resilience._breaker import CircuitBreaker, _Settings
+from resilience._breaker import CircuitBreaker
+from resilience._settings import Settings
 from resilience._validate import check_name
 
 if TYPE_CHECKING:
-    from resilience._breaker import ExceptionFilter
     from resilience._policies import TripPolicy
+    from resilience._settings import ExceptionFilter
     from resilience._storage import BreakerStorage
     from resilience._types import Backoff, Clock
 
@@ -87,7 +88,7 @@ class BreakerRegistry:
         if "name" in self._defaults:
             raise ValueError(f"defaults must not set a name, got name={self._defaults['name']!r}")
         _check_options("BreakerRegistry", self._defaults, storage=False)
-        self._template = _Settings.build(**self._defaults)
+        self._template = Settings.build(**self._defaults)
         if storage is not None:
             # A throwaway breaker checks the storage and that the defaults suit it.
             CircuitBreaker._from_settings("registry-check", self._template, storage)  # noqa: SLF001  # validated above
@@ -123,9 +124,7 @@ class BreakerRegistry:
                 breaker = breakers.get(name)
                 if breaker is None:
                     settings = (
-                        _Settings.build(**{**self._defaults, **config})
-                        if config
-                        else self._template
+                        Settings.build(**{**self._defaults, **config}) if config else self._template
                     )
                     breaker = breakers[name] = CircuitBreaker._from_settings(  # noqa: SLF001  # validated above
                         name, settings, self._storage if storage is None else storage
@@ -134,7 +133,7 @@ class BreakerRegistry:
         if config:
             # Validate as for a new breaker first: 3.0 or True must be a TypeError even
             # where they compare equal to the existing breaker's 3 or 1.
-            _Settings.build(**{**self._defaults, **config})
+            Settings.build(**{**self._defaults, **config})
             _check_same(breaker, config)
         if storage is not None and getattr(breaker, "storage", None) is not storage:
             raise ValueError(
@@ -183,8 +182,8 @@ class BreakerRegistry:
         return f"<BreakerRegistry of {len(self)} breakers>"
 
 
-# The options a caller may pass; the rest of _Settings is derived from them.
-_OPTIONS = frozenset(_Settings.__dataclass_fields__) - {"timed", "slow_after", "fast"}
+# The options a caller may pass; the rest of Settings is derived from them.
+_OPTIONS = frozenset(Settings.__dataclass_fields__) - {"timed", "slow_after", "fast"}
 
 
 def _check_options(caller: str, config: Mapping[str, Any], *, storage: bool = True) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import resilience
-from resilience import CircuitBreaker, CircuitState, _shared
+from resilience import CircuitBreaker, CircuitState, _stored
 from resilience.testing import FakeClock
 
 pytest.importorskip("redis")
@@ -161,7 +161,7 @@ def test_the_exit_flush_sends_cached_rejections(redis_server) -> None:
             breaker.call(lambda: 1)
     before = storage.read("held")
     assert before is not None
-    _shared._flush_at_exit()
+    _stored._flush_at_exit()
     after = storage.read("held")
     assert after is not None
     assert after["total_rejected"] == 5

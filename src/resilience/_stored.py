@@ -1,6 +1,8 @@
-"""A circuit breaker whose circuit lives in a ``BreakerStorage``, shared across processes.
+"""The storage-backed circuit: one circuit in a ``BreakerStorage``, shared across processes.
 
-The breaker keeps its in-memory state machine as a cache of the shared state. Each reply
+A ``StoredCircuit`` offers the same small interface as ``_local.LocalCircuit`` (see
+``_breaker``) and holds one, composed rather than inherited, as its cache of the shared
+state and as the fallback it runs on while the storage cannot be reached. Each reply
 from the storage (to an admission, a recorded outcome or an operator's order) is mirrored
 into it, and listeners hear the transitions this mirroring reveals. Admission is decided
 from that cache while it is fresh, so a closed circuit costs one round trip per call: the
@@ -22,37 +24,36 @@ import atexit
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from resilience import _named
-from resilience._breaker import (
-    _CLOSED,
-    _DISABLED,
-    _FAILURE,
-    _FORCED_OPEN,
-    _HALF_OPEN,
-    _HALF_OPEN_FULL_RETRY_AFTER,
-    _IGNORED,
-    _METRICS_ONLY,
-    _OPEN,
-    _UNRECORDED,
-    Change,
-    CircuitBreaker,
-    _Settings,
-)
 from resilience._critical import section
+from resilience._local import HALF_OPEN_FULL_RETRY_AFTER, UNRECORDED, LocalCircuit
 from resilience._policies import ConsecutiveFailures, FailureRate
+from resilience._settings import FAILURE, IGNORED, Settings
+from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
     import asyncio
+    import itertools
+    import threading
     from collections.abc import Callable
 
-    from resilience._state import CircuitState
+    from resilience._breaker import CircuitBreaker
+    from resilience._circuit import MetricsRow
+    from resilience._transition import Change
 
-__all__ = ["SharedBreaker", "storage_config"]
+__all__ = ["StoredCircuit", "storage_config"]
+
+_CLOSED: Final = CircuitState.CLOSED
+_OPEN: Final = CircuitState.OPEN
+_HALF_OPEN: Final = CircuitState.HALF_OPEN
+_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
+_DISABLED: Final = CircuitState.DISABLED
+_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
 logger = logging.getLogger("resilience")
 
@@ -68,9 +69,6 @@ _RELEASES: set[asyncio.Task[None]] = set()
 # like a ticket of a past generation, its outcome counts in the totals and steers nothing.
 _COUNT_ONLY: Final = -2
 
-_SUCCESS_CODES: Final = frozenset("sS")
-_FAILURE_CODES: Final = frozenset("fF")
-
 
 _AT_EXIT: list[bool] = []  # whether the exit flush is registered (a list: no global)
 
@@ -85,13 +83,14 @@ def _flush_at_exit_once() -> None:
 def _flush_at_exit() -> None:
     """Send every live shared breaker's unsent rejections and outcomes (SPEC §6)."""
     for breaker in _named.live():
-        if isinstance(breaker, SharedBreaker) and (
-            breaker._unsent or breaker._batch or breaker._stale  # noqa: SLF001  # one unit
+        circuit = breaker._circuit  # noqa: SLF001  # the facade and its circuit
+        if isinstance(circuit, StoredCircuit) and (
+            circuit.unsent or circuit.batch or circuit.stale
         ):
-            breaker._push()  # noqa: SLF001  # one unit
+            circuit.push()
 
 
-def storage_config(settings: _Settings, recovery: Callable[[int], float]) -> dict[str, Any]:
+def storage_config(settings: Settings, recovery: Callable[[int], float]) -> dict[str, Any]:
     """Describe a breaker's policy in the serialisable form storages receive.
 
     Raises:
@@ -149,82 +148,130 @@ class _Request:
     stale: str = ""
     rejected: int = 0
     count: str = ""  # outcomes to add to the local totals once the storage has them
-    ticket: int = _UNRECORDED  # the call whose outcome this is, for the local fallback
+    ticket: int = UNRECORDED  # the call whose outcome this is, for the local fallback
     started: float | None = None
 
 
-class SharedBreaker(CircuitBreaker):
-    """A ``CircuitBreaker`` made with ``storage=``: one circuit for every process."""
+class StoredCircuit:
+    """A circuit kept in a ``BreakerStorage``: one circuit for every process sharing it."""
 
     __slots__ = (
-        "_batch",
-        "_batch_gen",
-        "_config",
-        "_down",
-        "_probe_at",
-        "_reading",
-        "_refresh",
-        "_rgen",
-        "_rgen_at",
-        "_stale",
-        "_storage",
-        "_synced",
-        "_unsent",
-        "_warned",
+        "batch",
+        "batch_gen",
+        "config",
+        "down",
+        "local",
+        "name",
+        "probe_at",
+        "rate",
+        "rate_at",
+        "reading",
+        "refresh",
+        "rgen",
+        "rgen_at",
+        "settings",
+        "stale",
+        "storage",
+        "synced",
+        "unsent",
+        "warned",
     )
 
-    _storage: BreakerStorage
+    # The facade's hot path reads these: a shared circuit never takes it.
+    fast = False
+    gen = 0
 
-    def _attach(self, storage: BreakerStorage) -> None:
+    def __init__(
+        self, owner: CircuitBreaker, name: str | None, settings: Settings, storage: BreakerStorage
+    ) -> None:
         if not isinstance(storage, BreakerStorage):
             raise TypeError(
                 f"storage must be a BreakerStorage such as RedisStorage(...), got {storage!r}"
             )
-        if self._name is None:
+        if name is None:
             raise ValueError("name is required when storage is set, got name=None")
-        self._config = storage_config(self._settings, self._recovery)
-        self._storage = storage
-        self._fast = False  # every call must reach the storage
-        self._refresh = storage.cache_ttl if storage.cache_ttl > 0 else storage.refresh_after
-        self._rgen = 0  # the storage's generation of the circuit ...
-        self._rgen_at = -1  # ... valid while the local generation is this one
-        self._synced = -math.inf  # the clock's time of the last reply
-        self._down = False
-        self._warned = False  # an outage was logged and its end not yet
-        self._reading = False  # a refresh of the view is under way (one at a time)
+        self.name: str = name
+        self.settings = settings
+        self.local = LocalCircuit(owner, name, settings)  # the cached view, and the fallback
+        self.config = storage_config(settings, self.local.recovery)
+        self.storage = storage
+        self.refresh = storage.cache_ttl if storage.cache_ttl > 0 else storage.refresh_after
+        self.rgen = 0  # the storage's generation of the circuit ...
+        self.rgen_at = -1  # ... valid while the local generation is this one
+        self.synced = -math.inf  # the clock's time of the last reply
+        self.down = False
+        self.warned = False  # an outage was logged and its end not yet
+        self.reading = False  # a refresh of the view is under way (one at a time)
+        self.probe_at = 0.0
+        self.unsent = 0  # calls rejected from the cache, not yet reported
+        self.batch: list[str] = []  # outcomes of generation batch_gen, not yet sent
+        self.batch_gen = -1
+        self.stale: list[str] = []  # outcomes of older generations, not yet sent
+        # The shared failure rate for metrics, read at most once per refresh interval.
+        self.rate: float | None = None
+        self.rate_at = -math.inf
         _flush_at_exit_once()
-        self._probe_at = 0.0
-        self._unsent = 0  # calls rejected from the cache, not yet reported
-        self._batch: list[str] = []  # outcomes of generation _batch_gen, not yet sent
-        self._batch_gen = -1
-        self._stale: list[str] = []  # outcomes of older generations, not yet sent
-
-    def _fast_allowed(self) -> bool:
-        return False  # every call must reach the storage
 
     @property
-    def storage(self) -> BreakerStorage:
-        """The storage that shares this circuit."""
-        return self._storage
+    def state(self) -> CircuitState:
+        """The cached state, as last heard (``current_state`` refreshes it)."""
+        return self.local.state
 
-    # ------------------------------------------------------------------ calling
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock of the cached view, which guards this circuit's bookkeeping too."""
+        return self.local.lock
 
-    async def _succeeded_async(self, ticket: int, started: float | None) -> None:
+    @property
+    def successes(self) -> itertools.count[int]:
+        """This process's successes (the interface's hot-path field; never fast here)."""
+        return self.local.successes
+
+    @property
+    def last_ok(self) -> int:
+        """The last success's draw, as the cached view keeps it."""
+        return self.local.last_ok
+
+    @last_ok.setter
+    def last_ok(self, drawn: int) -> None:
+        self.local.last_ok = drawn
+
+    # ------------------------------------------------------------------ the interface
+
+    def succeeded(self, ticket: int, started: float | None) -> None:
+        """Record a success (one round trip, or a batch)."""
+        self._record(ticket, self._slow_code("s", started), started)
+
+    def finish_exception(self, ticket: int, exc: BaseException, started: float | None) -> None:
+        """Record a call that raised ``exc``."""
+        self._record(ticket, self._exception_code(exc, started), started)
+
+    def finish_result(self, ticket: int, result: object, started: float | None) -> None:
+        """Record a call that returned ``result``."""
+        self._record(ticket, self._result_code(result, started), started)
+
+    def ignored_call(self, ticket: int) -> None:
+        """Record a call that counts as neither success nor failure (frees a trial slot)."""
+        self._record(ticket, "i", None)
+
+    async def succeeded_async(self, ticket: int, started: float | None) -> None:
+        """``succeeded`` for the async call forms."""
         await self._record_async(ticket, self._slow_code("s", started), started)
 
-    async def _finish_exception_async(
+    async def finish_exception_async(
         self, ticket: int, exc: BaseException, started: float | None
     ) -> None:
+        """``finish_exception`` for the async call forms."""
         await self._record_async(ticket, self._exception_code(exc, started), started)
 
-    async def _finish_result_async(
-        self, ticket: int, result: object, started: float | None
-    ) -> None:
+    async def finish_result_async(self, ticket: int, result: object, started: float | None) -> None:
+        """``finish_result`` for the async call forms."""
         await self._record_async(ticket, self._result_code(result, started), started)
 
     # ------------------------------------------------------------------ primitives
 
-    def _acquire(self) -> int | CircuitOpenError:
+    def acquire(self) -> int | CircuitOpenError:
+        """Admit a call: from the fresh cached view, or with one round trip."""
         step = self._admission()
         while isinstance(step, _Request):
             try:
@@ -238,7 +285,8 @@ class SharedBreaker(CircuitBreaker):
                     step = self._admission()
         return self._while_down() if step is None else step
 
-    async def _acquire_async(self) -> int | CircuitOpenError:
+    async def acquire_async(self) -> int | CircuitOpenError:
+        """``acquire`` for the async call forms: the round trip is awaited."""
         step = self._admission()
         while isinstance(step, _Request):
             try:
@@ -251,15 +299,6 @@ class SharedBreaker(CircuitBreaker):
                 if step is None:
                     step = self._admission()
         return self._while_down() if step is None else step
-
-    def _succeeded(self, ticket: int, started: float | None) -> None:
-        self._record(ticket, self._slow_code("s", started), started)
-
-    def _failed(self, ticket: int, started: float | None) -> None:
-        self._record(ticket, self._slow_code("f", started), started)
-
-    def _ignored_call(self, ticket: int) -> None:
-        self._record(ticket, "i", None)
 
     def _record(self, ticket: int, code: str, started: float | None) -> None:
         step = self._recording(ticket, code, started)
@@ -288,98 +327,96 @@ class SharedBreaker(CircuitBreaker):
     @section
     def _admission(self) -> int | CircuitOpenError | _Request | None:
         """Decide from the cache, plan the round trip that will decide, or None: go local."""
-        gen = self._gen  # before the state, which transitions write first
-        state = super().state  # the cached view; observes a due OPEN -> HALF_OPEN change
-        now = self._settings.clock()
-        with self._lock:
-            if self._down:
-                if now < self._probe_at:
+        gen = self.local.gen  # before the state, which transitions write first
+        state = self.local.current_state()  # the cached view; observes a due change
+        now = self.settings.clock()
+        with self.local.lock:
+            if self.down:
+                if now < self.probe_at:
                     return None
-                self._probe_at = now + _PROBE_INTERVAL  # this call probes; the others wait
-            elif now - self._synced < self._refresh:
+                self.probe_at = now + _PROBE_INTERVAL  # this call probes; the others wait
+            elif now - self.synced < self.refresh:
                 if state is _CLOSED or state is _METRICS_ONLY:
                     return gen
                 if state is _DISABLED:
-                    return _UNRECORDED
+                    return UNRECORDED
                 if state is _FORCED_OPEN or state is _OPEN:
-                    self._count_rejection()
-                    self._unsent += 1
-                    episode = self._episode
-                    retry_at = None if episode is None else episode.retry_at
+                    next(self.local.rejected)
+                    self.unsent += 1
+                    retry_at = self.local.retry_at
                     wait = None if retry_at is None else max(0.0, retry_at - now)
-                    return CircuitOpenError(self._name, state, wait)
-            step = self._flush() if self._batch or self._stale else None
+                    return CircuitOpenError(self.name, state, wait)
+            step = self._flush() if self.batch or self.stale else None
             if step is None:
-                step = _Request(admit=True, rejected=self._unsent)
-                self._unsent = 0
+                step = _Request(admit=True, rejected=self.unsent)
+                self.unsent = 0
             return step
 
     def _while_down(self) -> int | CircuitOpenError:
         """Admit a call while the storage cannot be reached, as ``on_storage_error`` says."""
-        mode = self._storage.on_storage_error
-        if mode == "local" or not self._down:
-            return super()._acquire()  # this process's own copy of the circuit decides
+        mode = self.storage.on_storage_error
+        if mode == "local" or not self.down:
+            return self.local.acquire()  # this process's own copy of the circuit decides
         if mode == "closed":
             return _COUNT_ONLY
-        now = self._settings.clock()
-        with self._lock:
-            self._count_rejection()
-        return CircuitOpenError(self._name, _OPEN, max(0.0, self._probe_at - now))
+        now = self.settings.clock()
+        with self.local.lock:
+            next(self.local.rejected)
+        return CircuitOpenError(self.name, _OPEN, max(0.0, self.probe_at - now))
 
     @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
         """Plan sending an outcome, or keep it (batched, or local while the storage is down)."""
-        if ticket == _UNRECORDED:
+        if ticket == UNRECORDED:
             return None
-        if self._down:
-            self._record_locally(ticket, code, started)
+        if self.down:
+            self.local.record_code(ticket, code, started)
             return None
-        with self._lock:
-            current = ticket == self._gen and self._rgen_at == ticket
-            if self._storage.cache_ttl > 0 and not (current and self._state is _HALF_OPEN):
-                self._count(code)
+        with self.local.lock:
+            current = ticket == self.local.gen and self.rgen_at == ticket
+            if self.storage.cache_ttl > 0 and not (current and self.local.state is _HALF_OPEN):
+                self.local.count(code)
                 if current:
-                    if self._batch_gen != self._rgen:
-                        self._stale.extend(self._batch)
-                        self._batch.clear()
-                        self._batch_gen = self._rgen
-                    self._batch.append(code)
+                    if self.batch_gen != self.rgen:
+                        self.stale.extend(self.batch)
+                        self.batch.clear()
+                        self.batch_gen = self.rgen
+                    self.batch.append(code)
                 else:
-                    self._stale.append(code)
-                if len(self._batch) + len(self._stale) < _BATCH_LIMIT:
+                    self.stale.append(code)
+                if len(self.batch) + len(self.stale) < _BATCH_LIMIT:
                     return None
                 return self._flush()
             step = _Request(
                 admit=False,
-                generation=self._rgen if current else -1,
+                generation=self.rgen if current else -1,
                 outcomes=code if current else "",
                 stale="" if current else code,
-                rejected=self._unsent,
+                rejected=self.unsent,
                 count=code,
                 ticket=ticket,
                 started=started,
             )
-            self._unsent = 0
+            self.unsent = 0
             return step
 
     def _flush(self) -> _Request:
         """Plan sending the batched outcomes (the lock is held)."""
         step = _Request(
             admit=False,
-            generation=self._batch_gen,
-            outcomes="".join(self._batch),
-            stale="".join(self._stale),
-            rejected=self._unsent,
+            generation=self.batch_gen,
+            outcomes="".join(self.batch),
+            stale="".join(self.stale),
+            rejected=self.unsent,
         )
-        self._batch.clear()
-        self._stale.clear()
-        self._unsent = 0
+        self.batch.clear()
+        self.stale.clear()
+        self.unsent = 0
         return step
 
     # ------------------------------------------------------------------ freshness
 
-    @property
-    def state(self) -> CircuitState:
+    def current_state(self) -> CircuitState:
         """The shared circuit's state, as of at most ``refresh_after`` seconds ago.
 
         A view older than that is refreshed with one round trip first (at most one per
@@ -387,37 +424,48 @@ class SharedBreaker(CircuitBreaker):
         storage the rejections and batched outcomes this process has not sent yet.
         """
         self._refresh_view()
-        return super().state
+        return self.local.current_state()
 
-    def _metrics_row(
-        self,
-    ) -> tuple[str, tuple[int, int, int, int], float | None, float | None, tuple[int, ...]]:
+    def metrics_row(self) -> MetricsRow:
+        """The local view's row, refreshed, with the shared circuit's failure rate.
+
+        The rate is read from the storage at most once per ``refresh_after``, so a
+        scrape reports the rate the fleet holds (while OPEN, the rate that opened it).
+        """
         self._refresh_view()
-        return super()._metrics_row()
+        state, totals, rate, open_for, entered = self.local.metrics_row()
+        if self.settings.clock() - self.rate_at >= self.refresh and not self.down:
+            self._read()
+        if not self.down:
+            rate = self.rate
+        return state, totals, rate, open_for, entered
 
     def _refresh_view(self) -> None:
         """Read the shared circuit again if this process's view is older than the limit."""
-        now = self._settings.clock()
-        if now - self._synced < self._refresh or (self._down and now < self._probe_at):
+        now = self.settings.clock()
+        if now - self.synced < self.refresh or (self.down and now < self.probe_at):
             return
-        with self._lock:
-            if self._reading:  # another thread is refreshing it right now
+        with self.local.lock:
+            if self.reading:  # another thread is refreshing it right now
                 return
-            self._reading = True
-            if self._down:
-                self._probe_at = now + _PROBE_INTERVAL
+            self.reading = True
+            if self.down:
+                self.probe_at = now + _PROBE_INTERVAL
         try:
-            self._push()
+            if self.unsent or self.batch or self.stale:
+                self.push()  # a record that hands over what is held back, and reads
+            else:
+                self._read()
         finally:
-            self._reading = False
+            self.reading = False
 
-    def _push(self) -> None:
+    def push(self) -> None:
         """Send what this process holds back (rejections, batches) and mirror the reply.
 
         An empty record is a read that also carries those counts, so a view refresh
         and the fleet's totals need one round trip between them.
         """
-        with self._lock:
+        with self.local.lock:
             step = self._flush()
         try:
             reply = self._send(step)
@@ -426,15 +474,46 @@ class SharedBreaker(CircuitBreaker):
             return
         self._answered(step, reply)
 
+    def _read(self) -> dict[str, Any] | None:
+        """Read the shared circuit's stats and mirror them; None if unknown or unreachable.
+
+        Also keeps the shared failure rate for ``metrics_row``.
+        """
+        try:
+            remote = self.storage.read(self.name)
+        except Exception as exc:
+            self._lost(exc, None)
+            return None
+        now = self.settings.clock()
+        self.rate_at = now
+        if remote is None:  # no process has used the circuit yet: an empty record makes it
+            self.rate = None
+            self.push()
+            return None
+        self.rate = remote["failure_rate"]
+        reply = StoredState(
+            state=remote["state"],
+            generation=remote["generation"],
+            retry_after=remote["retry_after"],
+            open_for=remote["open_for"],
+            opened_at=remote["opened_at"],
+        )
+        with self.local.lock:
+            change, back = self._mirror(reply, now, wrote=False)
+        if back:
+            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+        self.local.notify(change)
+        return remote
+
     # ------------------------------------------------------------------ round trips
 
     def _send(self, step: _Request) -> StoredState:
-        storage, name = self._storage, cast("str", self._name)
+        storage, name = self.storage, self.name
         if step.admit:
-            return storage.admit(name, self._config, rejected=step.rejected)
+            return storage.admit(name, self.config, rejected=step.rejected)
         return storage.record(
             name,
-            self._config,
+            self.config,
             generation=step.generation,
             outcomes=step.outcomes,
             stale=step.stale,
@@ -470,19 +549,19 @@ class SharedBreaker(CircuitBreaker):
         if error is not None:
             return
         ticket = self._answered(step, done.result())
-        if step.admit and isinstance(ticket, int) and ticket != _UNRECORDED:
+        if step.admit and isinstance(ticket, int) and ticket != UNRECORDED:
             # The admitted call will never run: free what it holds without waiting.
             release = done.get_loop().create_task(self._record_async(ticket, "i", None))
             _RELEASES.add(release)
             release.add_done_callback(_RELEASES.discard)
 
     async def _send_async(self, step: _Request) -> StoredState:
-        storage, name = self._storage, cast("str", self._name)
+        storage, name = self.storage, self.name
         if step.admit:
-            return await storage.admit_async(name, self._config, rejected=step.rejected)
+            return await storage.admit_async(name, self.config, rejected=step.rejected)
         return await storage.record_async(
             name,
-            self._config,
+            self.config,
             generation=step.generation,
             outcomes=step.outcomes,
             stale=step.stale,
@@ -492,30 +571,30 @@ class SharedBreaker(CircuitBreaker):
     @section
     def _answered(self, step: _Request, reply: StoredState) -> int | CircuitOpenError | None:
         """Mirror a reply; for an admission return the ticket or the error, else None."""
-        now = self._settings.clock()
-        with self._lock:
+        now = self.settings.clock()
+        with self.local.lock:
             for code in step.count:
-                self._count(code)
+                self.local.count(code)
             change, back = self._mirror(reply, now, wrote=not step.admit)
             ticket: int | None = None
             if step.admit:
                 if not reply.admitted:
-                    self._count_rejection()
+                    next(self.local.rejected)
                 elif reply.state is _DISABLED:
-                    ticket = _UNRECORDED
+                    ticket = UNRECORDED
                 else:
-                    ticket = self._gen
+                    ticket = self.local.gen
         if back:
-            logger.info("circuit breaker %r: storage reachable again; state resynced", self._name)
-        self._notify(change)
+            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+        self.local.notify(change)
         if not step.admit:
             return None
         if ticket is not None:
             return ticket
         retry_after = reply.retry_after
         if reply.state is _HALF_OPEN:
-            retry_after = _HALF_OPEN_FULL_RETRY_AFTER
-        return CircuitOpenError(self._name, reply.state, retry_after)
+            retry_after = HALF_OPEN_FULL_RETRY_AFTER
+        return CircuitOpenError(self.name, reply.state, retry_after)
 
     def _mirror(
         self, reply: StoredState, now: float, *, wrote: bool = True
@@ -528,142 +607,99 @@ class SharedBreaker(CircuitBreaker):
         read-only replica) is thus one outage, logged once, and once on recovery.
         """
         change = None
-        if reply.state is not self._state:
-            change = self._to(reply.state, now)
-        elif reply.generation != self._rgen or self._rgen_at != self._gen:
-            self._restart()
-        if reply.generation != self._batch_gen and self._batch:
-            self._stale.extend(self._batch)
-            self._batch.clear()
-        self._rgen = reply.generation
-        self._rgen_at = self._gen
-        episode = self._episode
-        if episode is not None:  # away from CLOSED: the storage knows the times
-            episode.retry_at = None if reply.retry_after is None else now + reply.retry_after
+        if reply.state is not self.local.state:
+            change = self.local.move(reply.state, now)
+        elif reply.generation != self.rgen or self.rgen_at != self.local.gen:
+            self.local.restart()
+        if reply.generation != self.batch_gen and self.batch:
+            self.stale.extend(self.batch)
+            self.batch.clear()
+        self.rgen = reply.generation
+        self.rgen_at = self.local.gen
+        local = self.local
+        if local.since is not None:  # away from CLOSED: the storage knows the times
+            local.retry_at = None if reply.retry_after is None else now + reply.retry_after
             if reply.open_for is not None:
-                episode.since = now - reply.open_for
-        self._synced = now
+                local.since = now - reply.open_for
+        self.synced = now
         if reply.shadow_trip:
-            extras = self._extras_dict()
-            extras["shadow_trips"] = extras.get("shadow_trips", 0) + 1
-            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self._name)
-        self._down = False
-        back = wrote and self._warned
+            local.shadows += 1
+            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self.name)
+        self.down = False
+        back = wrote and self.warned
         if back:
-            self._warned = False
+            self.warned = False
         return change, back
 
     @section
     def _lost(self, exc: Exception, step: _Request | None) -> None:
         """Fall back to the local state machine after the storage failed."""
-        now = self._settings.clock()
-        with self._lock:
-            first = not self._warned
-            self._warned = self._down = True
-            self._probe_at = now + _PROBE_INTERVAL
-            self._batch.clear()  # counted locally already; the storage will not hear of them
-            self._stale.clear()
+        now = self.settings.clock()
+        with self.local.lock:
+            first = not self.warned
+            self.warned = self.down = True
+            self.probe_at = now + _PROBE_INTERVAL
+            self.batch.clear()  # counted locally already; the storage will not hear of them
+            self.stale.clear()
             if step is not None:
-                self._unsent += step.rejected
+                self.unsent += step.rejected
         if first:
             logger.warning(
                 "circuit breaker %r cannot reach its storage (%s: %s); "
                 "using local state until it returns",
-                self._name,
+                self.name,
                 type(exc).__name__,
                 exc,
             )
         if step is not None and step.count:
-            self._record_locally(step.ticket, step.count, step.started)
-
-    def _record_locally(self, ticket: int, code: str, started: float | None) -> None:
-        if code in _SUCCESS_CODES:
-            super()._succeeded(ticket, started)
-        elif code in _FAILURE_CODES:
-            super()._failed(ticket, started)
-        else:
-            super()._ignored_call(ticket)
-
-    def _count(self, code: str) -> None:
-        """Add one outcome to this process's totals (the lock is held)."""
-        if code in _SUCCESS_CODES:
-            self._last_ok = next(self._successes)
-        elif code in _FAILURE_CODES:
-            self._failures += 1
-        else:
-            self._ignored += 1
+            self.local.record_code(step.ticket, step.count, step.started)
 
     # ------------------------------------------------------------------ outcomes
 
     def _slow_code(self, code: str, started: float | None) -> str:
-        if started is not None and self._is_slow(started, self._settings.clock()):
+        if started is not None and self.local.is_slow(started, self.settings.clock()):
             return code.upper()
         return code
 
     def _exception_code(self, exc: BaseException, started: float | None) -> str:
-        outcome = self._settings.outcome_of(exc)
-        if outcome == _IGNORED:
+        outcome = self.settings.outcome_of(exc)
+        if outcome == IGNORED:
             return "i"
-        return self._slow_code("f" if outcome == _FAILURE else "s", started)
+        return self._slow_code("f" if outcome == FAILURE else "s", started)
 
     def _result_code(self, result: object, started: float | None) -> str:
-        return self._slow_code("f" if self._result_failed(result) else "s", started)
+        failed = self.settings.result_failed(result, self.name)
+        return self._slow_code("f" if failed else "s", started)
 
     # ------------------------------------------------------------------ operators, stats
 
-    def _operate(self, new: CircuitState) -> None:
+    def operate(self, new: CircuitState) -> None:
+        """An operator's order, given to the storage (or, while it is down, locally)."""
         try:
-            reply = self._storage.force(cast("str", self._name), new)
+            reply = self.storage.force(self.name, new)
         except Exception as exc:
             self._lost(exc, None)
-            super()._operate(new)
+            self.local.operate(new)
             return
         if reply is None:  # a storage may refuse to create; ours never do here
-            super()._operate(new)
+            self.local.operate(new)
             return
-        now = self._settings.clock()
-        with self._lock:
+        now = self.settings.clock()
+        with self.local.lock:
             change, back = self._mirror(reply, now)
         if back:
-            logger.info("circuit breaker %r: storage reachable again; state resynced", self._name)
-        self._notify(change)
+            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+        self.local.notify(change)
 
-    def get_stats(self) -> dict[str, Any]:
-        """Return a snapshot of the shared circuit and of this process's calls.
-
-        As ``CircuitBreaker.get_stats()``, but ``state``, ``failure_count``,
-        ``success_count``, ``failure_rate``, ``slow_calls``, ``opened_at`` and
-        ``open_for`` are the shared circuit's (read from the storage: one round trip),
-        the ``total_*`` counts are this process's, ``fleet`` holds the totals of every
-        process, and ``storage`` is ``"ok"``, or ``"degraded"`` while the storage cannot
-        be reached and the local state stands in.
-        """
+    def stats(self) -> dict[str, Any]:
+        """Return ``get_stats()``'s snapshot: the shared circuit and this process's calls."""
         remote: dict[str, Any] | None = None
-        now = self._settings.clock()
-        if not self._down or now >= self._probe_at:
-            if self._down:
-                self._probe_at = now + _PROBE_INTERVAL  # one probe at a time
-            try:
-                remote = self._storage.read(cast("str", self._name))
-            except Exception as exc:
-                self._lost(exc, None)
-        if remote is not None:
-            reply = StoredState(
-                state=remote["state"],
-                generation=remote["generation"],
-                retry_after=remote["retry_after"],
-                open_for=remote["open_for"],
-                opened_at=remote["opened_at"],
-            )
-            now = self._settings.clock()
-            with self._lock:
-                change, back = self._mirror(reply, now, wrote=False)
-            if back:
-                logger.info(
-                    "circuit breaker %r: storage reachable again; state resynced", self._name
-                )
-            self._notify(change)
-        stats = super().get_stats()
+        now = self.settings.clock()
+        if not self.down or now >= self.probe_at:
+            if self.down:
+                self.probe_at = now + _PROBE_INTERVAL  # one probe at a time
+            remote = self._read()
+        stats = self.local.stats()
         if remote is not None:
             for key in ("failure_count", "success_count", "failure_rate", "slow_calls"):
                 stats[key] = remote[key]
@@ -671,5 +707,5 @@ class SharedBreaker(CircuitBreaker):
             stats["fleet"] = {
                 key: value for key, value in remote.items() if key.startswith("total_")
             }
-        stats["storage"] = "degraded" if self._down else "ok"
+        stats["storage"] = "degraded" if self.down else "ok"
         return stats
