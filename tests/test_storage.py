@@ -118,7 +118,7 @@ def test_a_breaker_with_storage_needs_a_name() -> None:
 
 def test_a_breaker_with_storage_is_a_plain_circuit_breaker_and_so_is_a_subclass() -> None:
     """Storage picks the circuit behind the facade: no subclass swap, subclasses share too."""
-    from resilience.testing import InMemoryStorage  # noqa: PLC0415  # this test only
+    from resilience.testing import InMemoryStorage  # this test only
 
     class Mine(CircuitBreaker):
         __slots__ = ()
