@@ -1,10 +1,12 @@
 """``InMemoryStorage``: the Redis script's state machine in Python, behind ``BreakerStorage``.
 
-This module is the executable specification of ``_redis_lua.SCRIPT``: each method runs
-what one script call runs, step for step and with the same integer microseconds, so a
-test can hold the two side by side (tests/test_state_machine.py runs one reference model
-against the in-process breaker, this storage and ``RedisStorage`` on a real server). A
-change to the script's behaviour is made here too, in the same words.
+It runs the same pure state machine as the in-process breaker (``_transition``), with the
+storage's own time in integer microseconds, a lease on half-open trial slots, the policy's
+counts kept as the script keeps them (``_Window``) and the fleet's totals. It is the
+executable specification of ``_redis_lua.SCRIPT``: each method does what one script call
+does, so a test can hold the two side by side (tests/test_state_machine.py runs one
+reference model against the in-process breaker, this storage and ``RedisStorage`` on a
+real server). A change to the script's behaviour is made here first.
 
 Differences that are not behaviour: circuits never expire (the script's keys have a TTL),
 and the window is kept in Python lists rather than a Redis string and list.
@@ -16,15 +18,18 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from resilience import _transition as machine
+from resilience._policies import _Tracker
 from resilience._state import CircuitState
 from resilience._storage import BreakerStorage, StoredState, check_storage_error_mode
 from resilience._validate import check_name, check_number, check_sync_callable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+
+    from resilience._transition import Change, Held
 
 __all__ = ["InMemoryStorage"]
 
@@ -33,13 +38,9 @@ _DEFAULT_RECOVERY: Final = 30_000_000
 _MAX_CACHE_TTL: Final = 0.1
 
 _CLOSED: Final = CircuitState.CLOSED
-_OPEN: Final = CircuitState.OPEN
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
-_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
-_DISABLED: Final = CircuitState.DISABLED
-_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
-_OPERATOR_STATES: Final = frozenset({_CLOSED, _FORCED_OPEN, _DISABLED, _METRICS_ONLY})
-_AWAY: Final = frozenset({_OPEN, _FORCED_OPEN, _HALF_OPEN})
+_OPERATOR_STATES: Final = frozenset(
+    {_CLOSED, CircuitState.FORCED_OPEN, CircuitState.DISABLED, CircuitState.METRICS_ONLY}
+)
 
 # The window kinds of the script's ``wkk``: none, a count window, a time window.
 _NO_WINDOW, _COUNT, _TIME = 0, 1, 3
@@ -47,221 +48,220 @@ _NO_WINDOW, _COUNT, _TIME = 0, 1, 3
 _RUN, _RATE = 1, 2
 
 
-@dataclass(slots=True)
-class _Circuit:
-    """One circuit: the script's packed fields, with the window beside them."""
+class _Window(_Tracker):
+    """The policy's counts as the script keeps them: a ``_Tracker`` for ``_transition``.
 
-    state: CircuitState
-    gen: int
-    changed: int
-    since: int = -1  # when it left CLOSED (µs), or -1
-    retry: int = -1  # when a trial is allowed (µs), or -1
-    trips: int = 0  # trips in a row
-    run: int = 0  # consecutive failures (or the held counts of a trial)
-    ok: int = 0  # consecutive successes, or successful trials in HALF_OPEN
-    trial: int = 0  # trial slots taken
-    trial_at: int = 0  # when the last slot was taken (µs)
-    kind: int = _NO_WINDOW
-    size: float = 0  # the window's size: calls, or seconds
-    calls: int = 0
-    fails: int = 0
-    slow: int = 0
-    slots: list[int] = field(default_factory=list)  # count window: 1 failed + 2 slow
-    nxt: int = 0  # count window: the next slot to write
-    buckets: deque[tuple[int, int, int, int]] = field(default_factory=deque)  # closed ones
-    head: int = -1  # time window: the current bucket's index, or -1
-    cc: int = 0  # the current bucket's calls, failures, slow calls
-    cf: int = 0
-    cs: int = 0
-    shadow: int = 0
-    pol: int = 0  # _RUN or _RATE: which counts the stats report
-    mc: int = 0  # minimum calls
-    n_s: int = 0  # the fleet's totals
-    n_f: int = 0
-    n_r: int = 0
-    n_i: int = 0
+    Consecutive failures and successes, or a count window (a slot per call: 1 failed +
+    2 slow) or a time window (buckets of whole seconds, the current one apart), all in
+    integer microseconds. ``config`` is the policy of the operation running now; the
+    stats read ``pol`` and ``mc``, left by the last outcome recorded.
+    """
+
+    __slots__ = (
+        "buckets",
+        "calls",
+        "cc",
+        "cf",
+        "config",
+        "cs",
+        "fails",
+        "head",
+        "kind",
+        "mc",
+        "nxt",
+        "ok",
+        "pol",
+        "run",
+        "size",
+        "slots",
+        "slow",
+    )
+
+    def __init__(self) -> None:
+        self.config: Mapping[str, Any] | None = None
+        self.run = 0  # consecutive failures
+        self.ok = 0  # consecutive successes
+        self.kind = _NO_WINDOW
+        self.size: float = 0  # the window's size: calls, or seconds
+        self.pol = 0  # _RUN or _RATE: which counts the stats report
+        self.mc = 0  # minimum calls
+        self.slots: list[int] = []  # count window: 1 failed + 2 slow
+        self.buckets: deque[tuple[int, int, int, int]] = deque()  # time window: closed ones
+        self.calls = self.fails = self.slow = self.nxt = self.cc = self.cf = self.cs = 0
+        self.head = -1  # time window: the current bucket's index, or -1
+
+    def _policy(self) -> Mapping[str, Any]:
+        if self.config is None:  # pragma: no cover - only admit and record record outcomes
+            raise AssertionError("this operation has no policy")
+        return self.config
+
+    def clear_window(self) -> None:
+        self.calls = self.fails = self.slow = self.nxt = self.cc = self.cf = self.cs = 0
+        self.head = -1
+        self.slots = []
+        self.buckets.clear()
+
+    def restart(self, successes: int) -> None:  # noqa: ARG002  # no success tokens here
+        self.run = self.ok = 0
+        self.clear_window()
+
+    def advance(self, now: int, seconds: float) -> None:
+        """Move a time window to the current bucket, dropping those that left it."""
+        n = math.ceil(seconds)
+        index = math.floor(now / (seconds * 1000000 / n))
+        if self.head < 0:
+            self.head = index
+            return
+        if index <= self.head:  # the same bucket (or a clock that stepped back)
+            return
+        horizon = index - n  # buckets at or before it have left the window
+        if self.head <= horizon:
+            self.clear_window()
+        else:
+            if self.cc > 0:
+                self.buckets.append((self.head, self.cc, self.cf, self.cs))
+            self.cc = self.cf = self.cs = 0
+            while self.buckets and self.buckets[0][0] <= horizon:
+                _, calls, fails, slow = self.buckets.popleft()
+                self.calls -= calls
+                self.fails -= fails
+                self.slow -= slow
+        self.head = index
+
+    def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: ARG002, FBT001  # the _Tracker signature
+        if self._policy()["policy"] == "rate":
+            return self._rate_record(int(now), int(failed), int(slow))
+        return self._consecutive_record(int(failed))
+
+    def _rate_record(self, now: int, failed: int, slow: int) -> bool:
+        policy = self._policy()
+        counted = policy["window"] == "count"
+        kind = _COUNT if counted else _TIME
+        size = policy["window_size"]
+        if self.kind != kind or self.size != size:
+            self.clear_window()
+            self.kind, self.size = kind, size
+        if counted:
+            code = failed + 2 * slow
+            if self.calls >= size:
+                old = self.slots[self.nxt]
+                self.fails -= old % 2
+                self.slow -= old // 2
+                self.slots[self.nxt] = code
+            else:
+                self.calls += 1
+                self.slots.append(code)
+            self.nxt = (self.nxt + 1) % size
+        else:
+            self.advance(now, size)
+            self.cc += 1
+            self.cf += failed
+            self.cs += slow
+            self.calls += 1
+        self.fails += failed
+        self.slow += slow
+        self.pol, self.mc = _RATE, int(policy["minimum_calls"])
+        if self.calls < self.mc:
+            return False
+        # Divide rather than multiply, as the in-memory breaker does: 3 / 10 >= 0.3 holds.
+        if self.fails / self.calls >= policy["threshold"]:
+            return True
+        slow_rate = policy["slow_call_rate"]
+        return slow_rate is not None and self.slow / self.calls >= slow_rate
+
+    def _consecutive_record(self, failed: int) -> bool:
+        self.pol, self.mc = _RUN, 0
+        if failed:
+            self.run += 1
+            self.ok = 0
+            return self.run >= int(self._policy()["threshold"])
+        self.run = 0
+        self.ok += 1
+        return False
+
+    def counts(self, now: float, successes: int) -> Held:  # noqa: ARG002  # the _Tracker signature
+        if self.kind == _TIME:
+            self.advance(int(now), self.size)
+        if self.pol == _RATE:
+            calls, fails = self.calls, self.fails
+            rate = fails / calls if calls >= max(1, self.mc) else None
+            return fails, calls - fails, rate, self.slow
+        return self.run, self.ok, None, self.slow
+
+
+class _Circuit:
+    """One circuit: the fields of ``_transition.Record``, the storage's extras beside them."""
+
+    __slots__ = (
+        "changed",
+        "gen",
+        "held",
+        "last_ok",
+        "n_f",
+        "n_i",
+        "n_r",
+        "n_s",
+        "retry_at",
+        "shadows",
+        "since",
+        "state",
+        "tracker",
+        "trial",
+        "trial_at",
+        "trial_ok",
+        "trips",
+    )
+
+    def __init__(self, now: int) -> None:
+        self.state = _CLOSED
+        self.gen = now  # a circuit made anew never reuses a generation: it starts at the time
+        self.changed = now  # when it last changed state (µs)
+        self.since: float | None = None  # when it left CLOSED (µs)
+        self.retry_at: float | None = None  # when a trial is allowed (µs)
+        self.trips = self.trial = self.trial_ok = self.shadows = 0
+        self.trial_at: float = 0  # when the last slot was taken (µs)
+        self.held: Held | None = None
+        self.tracker = _Window()
+        self.last_ok = 0  # the window counts its own successes
+        self.n_s = self.n_f = self.n_r = self.n_i = 0  # the fleet's totals
 
 
 class _Run:
     """One operation on one circuit: the body of one script call."""
 
-    __slots__ = ("c", "config", "now", "shadow_flag")
+    __slots__ = ("c", "config", "now", "shadow_trip")
 
     def __init__(self, circuit: _Circuit, config: Mapping[str, Any] | None, now: int) -> None:
         self.c = circuit
         self.config = config
+        circuit.tracker.config = config
         self.now = now
-        self.shadow_flag = False
+        self.shadow_trip = False
 
-    def _policy(self) -> Mapping[str, Any]:
-        if self.config is None:  # pragma: no cover - only admit and record read the policy
-            raise AssertionError("this operation has no policy")
-        return self.config
-
-    def clear_window(self) -> None:
-        c = self.c
-        c.calls = c.fails = c.slow = c.nxt = c.cc = c.cf = c.cs = 0
-        c.head = -1
-        c.slots = []
-        c.buckets.clear()
-
-    def restart(self) -> None:
-        c = self.c
-        c.gen += 1
-        c.run = c.ok = c.trial = 0
-        self.clear_window()
-
-    def recovery(self, n: int) -> int:
-        waits = [max(0, round(float(w) * 1e6)) for w in self._policy()["recovery"]]
+    def recovery(self, n: int) -> float:
+        """The wait after the n-th trip in a row (µs): the config's list, the last repeating."""
+        config = self.config
+        waits = (
+            [] if config is None else [max(0, round(float(w) * 1e6)) for w in config["recovery"]]
+        )
         return waits[min(n, len(waits)) - 1] if waits else _DEFAULT_RECOVERY
 
-    def hold(self, old: CircuitState) -> None:
-        """Keep the counts that opened the circuit while OPEN or FORCED_OPEN (SPEC §8)."""
-        c = self.c
-        c.gen += 1
-        c.trial = 0
-        if old is _OPEN:
-            return
-        if old is _HALF_OPEN:  # a failed trial (or an order): the trial's counts
-            c.run, c.pol = int(c.state is _OPEN), _RUN
-            return
-        calls, fails, slow = c.calls, c.fails, c.slow
-        self.clear_window()
-        c.calls, c.fails, c.slow = calls, fails, slow
-
-    def to(self, new: CircuitState) -> bool:
-        c = self.c
-        if c.state is new:
-            return False
-        old, c.state = c.state, new
-        c.changed = self.now
-        if new is _OPEN or new is _FORCED_OPEN:
-            self.hold(old)
-        else:
-            self.restart()
-        if new in _AWAY:
-            if c.since < 0:
-                c.since = self.now
-            if new is _OPEN:
-                c.trips += 1
-                c.retry = self.now + self.recovery(c.trips)
-            elif new is _FORCED_OPEN:
-                c.retry = -1
-        else:
-            c.since = c.retry = -1
-            c.trips = 0
-        return True
-
-    def advance(self, seconds: float) -> None:
-        """Move a time window to the current bucket, dropping those that left it."""
-        c = self.c
-        n = math.ceil(seconds)
-        index = math.floor(self.now / (seconds * 1000000 / n))
-        if c.head < 0:
-            c.head = index
-            return
-        if index <= c.head:  # the same bucket (or a clock that stepped back)
-            return
-        horizon = index - n  # buckets at or before it have left the window
-        if c.head <= horizon:
-            self.clear_window()
-        else:
-            if c.cc > 0:
-                c.buckets.append((c.head, c.cc, c.cf, c.cs))
-            c.cc = c.cf = c.cs = 0
-            while c.buckets and c.buckets[0][0] <= horizon:
-                _, calls, fails, slow = c.buckets.popleft()
-                c.calls -= calls
-                c.fails -= fails
-                c.slow -= slow
-        c.head = index
-
-    def rate_record(self, failed: int, slow: int) -> bool:
-        c, policy = self.c, self._policy()
-        counted = policy["window"] == "count"
-        kind = _COUNT if counted else _TIME
-        size = policy["window_size"]
-        if c.kind != kind or c.size != size:
-            self.clear_window()
-            c.kind, c.size = kind, size
-        if counted:
-            code = failed + 2 * slow
-            if c.calls >= size:
-                old = c.slots[c.nxt]
-                c.fails -= old % 2
-                c.slow -= old // 2
-                c.slots[c.nxt] = code
-            else:
-                c.calls += 1
-                c.slots.append(code)
-            c.nxt = (c.nxt + 1) % size
-        else:
-            self.advance(size)
-            c.cc += 1
-            c.cf += failed
-            c.cs += slow
-            c.calls += 1
-        c.fails += failed
-        c.slow += slow
-        c.pol, c.mc = _RATE, int(policy["minimum_calls"])
-        if c.calls < c.mc:
-            return False
-        # Divide rather than multiply, as the in-memory breaker does: 3 / 10 >= 0.3 holds.
-        if c.fails / c.calls >= policy["threshold"]:
-            return True
-        slow_rate = policy["slow_call_rate"]
-        return slow_rate is not None and c.slow / c.calls >= slow_rate
-
-    def consecutive_record(self, failed: int) -> bool:
-        c = self.c
-        c.pol, c.mc = _RUN, 0
-        if failed:
-            c.run += 1
-            c.ok = 0
-            return c.run >= int(self._policy()["threshold"])
-        c.run = 0
-        c.ok += 1
-        return False
-
-    def trip(self) -> None:
-        c = self.c
-        if c.state is _METRICS_ONLY:
-            c.shadow += 1
-            self.shadow_flag = True
-            self.restart()
-        else:
-            self.to(_OPEN)
-
-    def total(self, code: str) -> None:
-        c = self.c
-        if code in "sS":
-            c.n_s += 1
-        elif code in "fF":
-            c.n_f += 1
-        else:
-            c.n_i += 1
+    def did(self, change: Change | None) -> None:
+        """Note what a transition did: when the state changed, or a shadow trip."""
+        if change is machine.SHADOW_TRIP:
+            self.shadow_trip = True
+        elif change is not None:
+            self.c.changed = self.now
 
     def observe(self) -> None:
         """The lazy OPEN -> HALF_OPEN change every operation starts with."""
-        c = self.c
-        if c.state is _OPEN and c.retry >= 0 and self.now >= c.retry:
-            self.to(_HALF_OPEN)
+        self.did(machine.observe(self.c, self.now, self.recovery))
 
     def admit(self, rejected: int) -> bool:
         c = self.c
         c.n_r += rejected
-        admitted = True
-        if c.state is _HALF_OPEN:
-            slots = int(self._policy()["half_open_max_calls"])
-            if c.trial >= slots and self.now - c.trial_at >= _LEASE:
-                c.trial = 0
-            if c.trial < slots:
-                c.trial += 1
-                c.trial_at = self.now
-            else:
-                admitted = False
-        elif c.state is _OPEN or c.state is _FORCED_OPEN:
-            admitted = False
+        slots = int(self.config["half_open_max_calls"]) if self.config is not None else 1
+        admitted = machine.admit(c, self.now, slots, _LEASE)
         if not admitted:
             c.n_r += 1
         return admitted
@@ -276,53 +276,47 @@ class _Run:
             if generation == c.gen:  # a transition mid-batch makes the rest stale
                 self.outcome(code)
 
+    def total(self, code: str) -> None:
+        c = self.c
+        if code in "sS":
+            c.n_s += 1
+        elif code in "fF":
+            c.n_f += 1
+        else:
+            c.n_i += 1
+
     def outcome(self, code: str) -> None:
         """Apply one outcome of the circuit's current generation."""
-        c = self.c
         if code == "i":
-            if c.state is _HALF_OPEN:
-                c.trial = max(0, c.trial - 1)  # a cancelled trial gives its slot back
+            machine.release(self.c)  # a cancelled trial gives its slot back
             return
-        failed = int(code in "fF")
-        if c.state is _HALF_OPEN:
-            c.trial = max(0, c.trial - 1)
-            if failed:
-                self.to(_OPEN)
-            else:
-                c.ok += 1
-                if c.ok >= int(self._policy()["success_threshold"]):
-                    self.to(_CLOSED)
-        elif c.state is _CLOSED or c.state is _METRICS_ONLY:
-            if self._policy()["policy"] == "rate":
-                trips = self.rate_record(failed, int(code in "SF"))
-            else:
-                trips = self.consecutive_record(failed)
-            if trips:
-                self.trip()
+        threshold = int(self.config["success_threshold"]) if self.config is not None else 1
+        self.did(
+            machine.record(
+                self.c,
+                code in "fF",
+                code in "SF",
+                self.now,
+                success_threshold=threshold,
+                recovery=self.recovery,
+            )
+        )
 
     def force(self, new: CircuitState) -> None:
-        c = self.c
-        # The counts FORCED_OPEN holds are those of the window as it stands now.
-        if (
-            new is _FORCED_OPEN
-            and c.kind == _TIME
-            and (c.state is _CLOSED or c.state is _METRICS_ONLY)
-        ):
-            self.advance(c.size)
-        if not self.to(new) and new is _CLOSED:
-            self.restart()
+        self.did(machine.force(self.c, new, self.now, self.recovery))
 
     def reply(self, *, admitted: bool = True) -> StoredState:
         c = self.c
-        retry_in = max(0, c.retry - self.now) if c.state is _OPEN and c.retry >= 0 else -1
+        retry_in = machine.retry_after(c, self.now)
+        since = c.since
         return StoredState(
             state=c.state,
             generation=c.gen,
             admitted=admitted,
-            retry_after=None if retry_in < 0 else retry_in / 1e6,
-            open_for=None if c.since < 0 else max(0.0, (self.now - c.since) / 1e6),
-            opened_at=None if c.since < 0 else c.since / 1e6,
-            shadow_trip=self.shadow_flag,
+            retry_after=None if retry_in is None else retry_in / 1e6,
+            open_for=None if since is None else max(0.0, (self.now - since) / 1e6),
+            opened_at=None if since is None else since / 1e6,
+            shadow_trip=self.shadow_trip,
         )
 
 
@@ -389,8 +383,7 @@ class InMemoryStorage(BreakerStorage):
         circuit = self._circuits.get(name)
         if circuit is None:
             check_name(name)
-            # A circuit made anew never reuses a generation: it starts at the time.
-            circuit = self._circuits[name] = _Circuit(state=_CLOSED, gen=now, changed=now)
+            circuit = self._circuits[name] = _Circuit(now)
         return circuit
 
     def admit(self, name: str, config: Mapping[str, Any], *, rejected: int = 0) -> StoredState:
@@ -449,14 +442,8 @@ class InMemoryStorage(BreakerStorage):
             op = _Run(circuit, None, now)
             op.observe()
             c = circuit
-            if c.kind == _TIME and c.state is not _OPEN and c.state is not _FORCED_OPEN:
-                op.advance(c.size)  # held while open
             stored = op.reply()
-            failures, successes, calls = c.run, c.ok, -1
-            if c.state is _HALF_OPEN:
-                failures, successes = 0, c.ok
-            elif c.pol == _RATE:
-                failures, successes, calls = c.fails, c.calls - c.fails, c.calls
+            failures, successes, rate, slow = machine.held_counts(c, now)
             return {
                 "name": name,
                 "state": stored.state,
@@ -467,9 +454,9 @@ class InMemoryStorage(BreakerStorage):
                 "changed_at": c.changed / 1e6,
                 "failure_count": failures,
                 "success_count": successes,
-                "failure_rate": failures / calls if calls >= max(1, c.mc) else None,
-                "slow_calls": c.slow,
-                "shadow_trips": c.shadow,
+                "failure_rate": rate,
+                "slow_calls": slow,
+                "shadow_trips": c.shadows,
                 "total_calls": c.n_s + c.n_f + c.n_r + c.n_i,
                 "total_successes": c.n_s,
                 "total_failures": c.n_f,

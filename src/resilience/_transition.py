@@ -72,8 +72,11 @@ class Record(Protocol):
     trial_at: float  # when the last trial slot was taken
     held: Held | None  # while OPEN or FORCED_OPEN: the counts that opened it
     shadows: int  # trips a metrics-only circuit would have made
-    tracker: _Tracker  # what the policy counts while CLOSED or METRICS_ONLY
     last_ok: int  # the success token the tracker reads (see ``_Tracker``)
+
+    @property
+    def tracker(self) -> _Tracker:
+        """What the policy counts while CLOSED or METRICS_ONLY."""
 
 
 def move(
