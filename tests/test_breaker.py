@@ -818,3 +818,19 @@ def test_forcing_open_keeps_the_counts_held_then(clock: FakeClock) -> None:
     assert breaker.get_stats()["failure_count"] == 2
     breaker.reset()
     assert breaker.get_stats()["failure_count"] == 0
+
+
+def test_options_seen_before_are_still_refused_in_another_type() -> None:
+    """Settings are reused by value and type: True after 1, 2.0 after 2 still raise."""
+    CircuitBreaker(failure_threshold=1)
+    CircuitBreaker(failure_threshold=2)
+    with pytest.raises(TypeError, match="failure_threshold"):
+        CircuitBreaker(failure_threshold=True)
+    with pytest.raises(TypeError, match="failure_threshold"):
+        CircuitBreaker(failure_threshold=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="recovery_timeout"):
+        CircuitBreaker(recovery_timeout=float("nan"))
+    unhashable = [ValueError]
+    with pytest.raises(TypeError, match="failure_on"):
+        CircuitBreaker(failure_on=unhashable)  # type: ignore[arg-type]
+    assert CircuitBreaker(failure_threshold=1).get_stats()["state"] == "closed"

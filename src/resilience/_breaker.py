@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Self, TypeVar, cast
@@ -169,11 +170,11 @@ class CircuitBreaker:
         self._settings = settings
         self._listeners: tuple[Listener, ...] = ()
         if storage is None:
-            self._circuit = LocalCircuit(self, name, settings)
+            self._circuit = LocalCircuit(name, settings)
         else:
             from resilience._stored import StoredCircuit  # noqa: PLC0415  # only with storage
 
-            self._circuit = StoredCircuit(self, name, settings, storage)
+            self._circuit = StoredCircuit(name, settings, storage)
         if name is not None:
             _named.add(self)  # observed by metrics and health(), held weakly
 
@@ -473,8 +474,11 @@ class CircuitBreaker:
             TypeError: ``listener`` is not callable.
         """
         check_sync_callable("listener", listener)
-        with self._circuit.lock:
+        circuit = self._circuit
+        with circuit.lock:
             self._listeners = (*self._listeners, listener)
+            if circuit.owner is None:
+                circuit.owner = weakref.ref(self)  # notified from now on
 
     @section
     def remove_listener(self, listener: Listener, /) -> None:

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import itertools
     import threading
+    import weakref
 
+    from resilience._breaker import CircuitBreaker
     from resilience._state import CircuitState
     from resilience._storage import BreakerStorage
     from resilience.exceptions import CircuitOpenError
@@ -43,6 +45,7 @@ class Circuit(Protocol):
     fast: bool
     gen: int
     last_ok: int
+    owner: weakref.ref[CircuitBreaker] | None  # whom listeners hear about, once they exist
 
     @property
     def successes(self) -> itertools.count[int]:

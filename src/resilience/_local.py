@@ -26,7 +26,6 @@ import logging
 import math
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience import _events
@@ -37,6 +36,8 @@ from resilience._state import CircuitState
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
+    import weakref
+
     from resilience._breaker import CircuitBreaker
     from resilience._circuit import MetricsRow
     from resilience._policies import _Tracker
@@ -111,8 +112,9 @@ class LocalCircuit:
         "trips",
     )
 
-    def __init__(self, owner: CircuitBreaker, name: str | None, settings: Settings) -> None:
-        self.owner = weakref.ref(owner)  # whom listeners hear about; no cycle
+    def __init__(self, name: str | None, settings: Settings) -> None:
+        # The breaker listeners hear about, held weakly (no cycle), once one is added.
+        self.owner: weakref.ref[CircuitBreaker] | None = None
         self.name = name
         self.settings = settings
         self.lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
@@ -227,15 +229,14 @@ class LocalCircuit:
             drawn = next(self.successes)
             if ticket == self.gen:
                 self.last_ok = drawn
-                self.fast = False  # cleared first, set last: see the hot paths
                 change = self._changed(
                     machine.record(
                         self,
                         False,  # noqa: FBT003  # positional: the recording hot path
-                        self.is_slow(started, now),
+                        started is not None and self.is_slow(started, now),
                         now,
-                        success_threshold=self.settings.success_threshold,
-                        recovery=self._wait,
+                        self.settings.success_threshold,
+                        self._wait,
                     )
                 )
         if change is not None:
@@ -251,15 +252,14 @@ class LocalCircuit:
         with self.lock:
             self.failures += 1
             if ticket == self.gen:
-                self.fast = False  # cleared first, set last: see the hot paths
                 change = self._changed(
                     machine.record(
                         self,
                         True,  # noqa: FBT003  # positional: the recording hot path
-                        self.is_slow(started, now),
+                        started is not None and self.is_slow(started, now),
                         now,
-                        success_threshold=self.settings.success_threshold,
-                        recovery=self._wait,
+                        self.settings.success_threshold,
+                        self._wait,
                     )
                 )
         if change is not None:
@@ -289,7 +289,8 @@ class LocalCircuit:
     @section
     def finish_result(self, ticket: int, result: object, started: float | None) -> None:
         """Record a call that returned ``result`` (``failure_on_result`` may fail it)."""
-        if self.settings.result_failed(result, self.name):
+        settings = self.settings
+        if settings.failure_on_result is not None and settings.result_failed(result, self.name):
             self.failed(ticket, started)
         else:
             self.succeeded(ticket, started)
@@ -319,30 +320,35 @@ class LocalCircuit:
     # ------------------------------------------------------------------ transitions
 
     def _changed(self, change: Change | None) -> Change | None:
-        """Book what the state machine did (the lock is held; ``fast`` was cleared).
+        """Book what the state machine did (the lock is held).
 
-        Sets ``fast`` last, once the state, the generation and the counts are final.
+        A transition cleared ``fast`` first; it is set again last, once the state, the
+        generation and the counts are final.
         """
-        if change is not None and change is not machine.SHADOW_TRIP:
+        if change is None:
+            return None
+        if change is not machine.SHADOW_TRIP:
             transitions = self.transitions
             if transitions is None:
                 transitions = self.transitions = {}
             key = "to_" + change[1].value
             transitions[key] = transitions.get(key, 0) + 1
+        self._refast()
+        return change
+
+    def _refast(self) -> None:
+        """Set ``fast`` again after a transition or a restart (the lock is held)."""
         state = self.state
         self.fast = (state is _CLOSED or state is _METRICS_ONLY) and self.settings.fast
-        return change
 
     def move(self, new: CircuitState, now: float) -> Change | None:
         """Move to ``new`` as a storage's reply says (the lock is held)."""
-        self.fast = False  # cleared first, set last: see the hot paths
         return self._changed(machine.move(self, new, now, self._wait))
 
     def restart(self) -> None:
         """Start a new generation in the same state, as a storage's reply says (lock held)."""
-        self.fast = False
         machine.restart(self)
-        self._changed(None)
+        self._refast()
 
     def _wait(self, trips: int) -> float:  # noqa: ARG002  # the n is known ahead
         """The wait after trip ``trips``: a backoff was evaluated ahead, outside the lock."""
@@ -395,7 +401,8 @@ class LocalCircuit:
             _events.emit(
                 "state_change", "circuit_breaker", name, from_state=old.value, to_state=new.value
             )
-        breaker = self.owner()
+        owner = self.owner
+        breaker = None if owner is None else owner()
         if breaker is None:
             return
         for listener in breaker._listeners:  # noqa: SLF001  # the facade and its circuit
@@ -417,8 +424,8 @@ class LocalCircuit:
         """An operator's order: move to ``new`` (closing a closed circuit clears it)."""
         now = self.settings.clock()
         with self.lock:
-            self.fast = False  # cleared first, set last: see the hot paths
             change = self._changed(machine.force(self, new, now, self._wait))
+            self._refast()  # closing a closed circuit restarts it: no change, fast cleared
         self.notify(change)
 
     def current_state(self) -> CircuitState:

@@ -194,6 +194,7 @@ class _Circuit:
 
     __slots__ = (
         "changed",
+        "fast",
         "gen",
         "held",
         "last_ok",
@@ -223,6 +224,7 @@ class _Circuit:
         self.held: Held | None = None
         self.tracker = _Window()
         self.last_ok = 0  # the window counts its own successes
+        self.fast = False  # a storage has no lock-free hot path
         self.n_s = self.n_f = self.n_r = self.n_i = 0  # the fleet's totals
 
 
@@ -291,16 +293,8 @@ class _Run:
             machine.release(self.c)  # a cancelled trial gives its slot back
             return
         threshold = int(self.config["success_threshold"]) if self.config is not None else 1
-        self.did(
-            machine.record(
-                self.c,
-                code in "fF",
-                code in "SF",
-                self.now,
-                success_threshold=threshold,
-                recovery=self.recovery,
-            )
-        )
+        failed, slow = code in "fF", code in "SF"
+        self.did(machine.record(self.c, failed, slow, self.now, threshold, self.recovery))
 
     def force(self, new: CircuitState) -> None:
         self.did(machine.force(self.c, new, self.now, self.recovery))

@@ -95,7 +95,68 @@ class Settings:
         fallback: Callable[..., Any] | None = None,
         clock: Clock = time.monotonic,
     ) -> Settings:
-        """Validate the options and return shared settings for them."""
+        """Validate the options and return shared settings for them.
+
+        Options seen before are not validated again: they are looked up by value and
+        type (``1``, ``1.0`` and ``True`` are three keys), so creating many breakers
+        with one configuration costs a dictionary lookup here.
+        """
+        key = (
+            failure_threshold,
+            type(failure_threshold),
+            recovery_timeout,
+            type(recovery_timeout),
+            success_threshold,
+            type(success_threshold),
+            half_open_max_calls,
+            type(half_open_max_calls),
+            policy,
+            failure_on,
+            ignore,
+            failure_on_result,
+            fallback,
+            clock,
+        )
+        cacheable = True
+        try:
+            return _BUILT[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable option: validate it every time
+            cacheable = False
+        settings = cls._validated(
+            failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout,
+            success_threshold=success_threshold,
+            half_open_max_calls=half_open_max_calls,
+            policy=policy,
+            failure_on=failure_on,
+            ignore=ignore,
+            failure_on_result=failure_on_result,
+            fallback=fallback,
+            clock=clock,
+        )
+        if cacheable:
+            if len(_BUILT) >= _INTERN_LIMIT:
+                _BUILT.clear()
+            _BUILT[key] = settings
+        return settings
+
+    @classmethod
+    def _validated(  # the options of CircuitBreaker, keyword-only
+        cls,
+        *,
+        failure_threshold: int,
+        recovery_timeout: float | Backoff,
+        success_threshold: int,
+        half_open_max_calls: int | None,
+        policy: TripPolicy | None,
+        failure_on: ExceptionFilter,
+        ignore: ExceptionFilter,
+        failure_on_result: Callable[[Any], bool] | None,
+        fallback: Callable[..., Any] | None,
+        clock: Clock,
+    ) -> Settings:
         check_int("failure_threshold", failure_threshold, minimum=1)
         if callable(recovery_timeout) and not isinstance(recovery_timeout, bool):
             recovery: float | Backoff = check_sync_callable("recovery_timeout", recovery_timeout)
@@ -194,6 +255,8 @@ def _expired_cancellation(exc: BaseException) -> bool:
 
 
 _INTERNED: dict[Settings, Settings] = {}
+# Settings by the options they were built from (see ``Settings.build``).
+_BUILT: dict[tuple[Any, ...], Settings] = {}
 _INTERN_LIMIT = 1024
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import asyncio
     import itertools
     import threading
+    import weakref
     from collections.abc import Callable
 
     from resilience._breaker import CircuitBreaker
@@ -181,9 +182,7 @@ class StoredCircuit:
     fast = False
     gen = 0
 
-    def __init__(
-        self, owner: CircuitBreaker, name: str | None, settings: Settings, storage: BreakerStorage
-    ) -> None:
+    def __init__(self, name: str | None, settings: Settings, storage: BreakerStorage) -> None:
         if not isinstance(storage, BreakerStorage):
             raise TypeError(
                 f"storage must be a BreakerStorage such as RedisStorage(...), got {storage!r}"
@@ -192,7 +191,7 @@ class StoredCircuit:
             raise ValueError("name is required when storage is set, got name=None")
         self.name: str = name
         self.settings = settings
-        self.local = LocalCircuit(owner, name, settings)  # the cached view, and the fallback
+        self.local = LocalCircuit(name, settings)  # the cached view, and the fallback
         self.config = storage_config(settings, self.local.recovery)
         self.storage = storage
         self.refresh = storage.cache_ttl if storage.cache_ttl > 0 else storage.refresh_after
@@ -221,6 +220,15 @@ class StoredCircuit:
     def lock(self) -> threading.Lock:
         """The lock of the cached view, which guards this circuit's bookkeeping too."""
         return self.local.lock
+
+    @property
+    def owner(self) -> weakref.ref[CircuitBreaker] | None:
+        """The breaker listeners hear about (kept by the cached view, which tells them)."""
+        return self.local.owner
+
+    @owner.setter
+    def owner(self, ref: weakref.ref[CircuitBreaker] | None) -> None:
+        self.local.owner = ref
 
     @property
     def successes(self) -> itertools.count[int]:

@@ -73,6 +73,9 @@ class Record(Protocol):
     held: Held | None  # while OPEN or FORCED_OPEN: the counts that opened it
     shadows: int  # trips a metrics-only circuit would have made
     last_ok: int  # the success token the tracker reads (see ``_Tracker``)
+    # Whether a closed circuit takes its owner's lock-free hot path. Every transition
+    # clears it first, before anything else moves; the owner sets it again afterwards.
+    fast: bool
 
     @property
     def tracker(self) -> _Tracker:
@@ -93,6 +96,7 @@ def move(
     old = c.state
     if old is new:
         return None
+    c.fast = False
     if new is _OPEN or new is _FORCED_OPEN or new is _HALF_OPEN:
         if c.since is None:
             c.since = now
@@ -118,6 +122,7 @@ def move(
 
 def restart(c: Record) -> None:
     """Start a new generation: the policy's counts and the trial slots begin afresh."""
+    c.fast = False
     c.gen += 1
     c.trial = c.trial_ok = 0
     c.tracker.restart(c.last_ok)
@@ -158,12 +163,11 @@ def retry_after(c: Record, now: float) -> float | None:
     return None
 
 
-def record(
+def record(  # noqa: PLR0917  # positional: the recording hot path
     c: Record,
     failed: bool,  # noqa: FBT001  # positional: the recording hot path
     slow: bool,  # noqa: FBT001
     now: float,
-    *,
     success_threshold: int,
     recovery: Callable[[int], float],
 ) -> Change | None:
