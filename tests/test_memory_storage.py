@@ -188,3 +188,26 @@ def test_an_ignored_trial_frees_its_slot_and_forced_open_records_totals_only() -
         1,
         1,
     )
+
+
+def test_an_idle_process_reports_the_fleets_failure_rate_in_its_metrics() -> None:
+    """The failure-rate series of a shared breaker is the fleet's, held while OPEN (§5, §8)."""
+    clock = FakeClock(1000.0)
+    storage = InMemoryStorage(clock=clock)
+    policy = FailureRate(threshold=0.5, window=CountWindow(4), minimum_calls=4)
+    busy = CircuitBreaker(name="api", policy=policy, clock=clock, storage=storage)
+    idle = CircuitBreaker(name="api", policy=policy, clock=clock, storage=storage)
+    assert idle._metrics_row()[2] is None  # nothing measured yet
+    busy.call(lambda: 1)
+    for _ in range(3):
+        with pytest.raises(ZeroDivisionError):
+            busy.call(lambda: 1 / 0)
+    assert busy.state is CircuitState.OPEN
+    # Within refresh_after the idle process's view (and rate) stays as read...
+    assert idle._metrics_row()[0] == "closed"
+    clock.advance(1.0)
+    # ...and after it, one read brings the fleet's state and the rate that opened it.
+    state, _, rate, _, _ = idle._metrics_row()
+    assert (state, rate) == ("open", 0.75)
+    assert idle.get_stats()["failure_rate"] == 0.75
+    assert busy._metrics_row()[2] == 0.75
