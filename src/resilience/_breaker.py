@@ -236,7 +236,7 @@ class CircuitBreaker:
             return result
         return self._run(func, args, kwargs)
 
-    def _run(  # the hot path is inlined on purpose, as in call()
+    def _run(  # noqa: C901  # the hot path is inlined on purpose, as in call()
         self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
         """Run one call: the decorator's runner (``call`` inlines the same hot path)."""
@@ -265,7 +265,13 @@ class CircuitBreaker:
         # slot, unrecorded. tests/test_interrupts.py holds us to it.
         ticket: Any = circuit.acquire()
         if ticket.__class__ is CircuitOpenError:
-            return cast("R", self._rejected(ticket, args, kwargs))
+            if _events.subscribers:
+                _emit_rejected(ticket)
+            fallback = self._settings.fallback
+            if fallback is None:
+                raise ticket  # here, not in a helper: a frame less for the raise to unwind
+            outcome = _fallback.Outcome(ticket, None, args, kwargs)
+            return cast("R", _fallback.answer(_fallback.by_arguments(fallback), outcome))
         started = None
         try:
             if self._settings.timed:
@@ -278,18 +284,6 @@ class CircuitBreaker:
             self._refuse_coroutine(ticket, func, result)
         circuit.finish_result(ticket, result, started)
         return result
-
-    def _rejected(
-        self, error: CircuitOpenError, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> object:
-        """Report a rejection, then raise it or return the fallback's answer."""
-        if _events.subscribers:
-            _emit_rejected(error)
-        fallback = self._settings.fallback
-        if fallback is None:
-            raise error
-        outcome = _fallback.Outcome(error, None, args, kwargs)
-        return _fallback.answer(_fallback.by_arguments(fallback), outcome)
 
     def _refuse_coroutine(self, ticket: int, func: object, coroutine: object) -> NoReturn:
         """Refuse a coroutine function given to a sync form; the call counts as ignored."""

@@ -167,7 +167,7 @@ class LocalCircuit:
     def observe_due(self, now: float) -> Change | None:
         """Move a due OPEN circuit to HALF_OPEN and return that change, if any."""
         with self.lock:
-            return self._changed(machine.observe(self, now, self._wait))
+            return self._changed(machine.observe(self, now))
 
     @section
     def _admit(self, now: float) -> int | CircuitOpenError:
@@ -229,16 +229,15 @@ class LocalCircuit:
             drawn = next(self.successes)
             if ticket == self.gen:
                 self.last_ok = drawn
-                change = self._changed(
-                    machine.record(
-                        self,
-                        False,  # noqa: FBT003  # positional: the recording hot path
-                        started is not None and self.is_slow(started, now),
-                        now,
-                        self.settings.success_threshold,
-                        self._wait,
-                    )
+                change = machine.record(
+                    self,
+                    False,  # noqa: FBT003  # positional: the recording hot path
+                    started is not None and self.is_slow(started, now),
+                    now,
+                    self.settings.success_threshold,
                 )
+                if change is not None:
+                    self._changed(change)
         if change is not None:
             self.notify(change)
 
@@ -252,16 +251,15 @@ class LocalCircuit:
         with self.lock:
             self.failures += 1
             if ticket == self.gen:
-                change = self._changed(
-                    machine.record(
-                        self,
-                        True,  # noqa: FBT003  # positional: the recording hot path
-                        started is not None and self.is_slow(started, now),
-                        now,
-                        self.settings.success_threshold,
-                        self._wait,
-                    )
+                change = machine.record(
+                    self,
+                    True,  # noqa: FBT003  # positional: the recording hot path
+                    started is not None and self.is_slow(started, now),
+                    now,
+                    self.settings.success_threshold,
                 )
+                if change is not None:
+                    self._changed(change)
         if change is not None:
             self.notify(change)
 
@@ -343,14 +341,14 @@ class LocalCircuit:
 
     def move(self, new: CircuitState, now: float) -> Change | None:
         """Move to ``new`` as a storage's reply says (the lock is held)."""
-        return self._changed(machine.move(self, new, now, self._wait))
+        return self._changed(machine.move(self, new, now))
 
     def restart(self) -> None:
         """Start a new generation in the same state, as a storage's reply says (lock held)."""
         machine.restart(self)
         self._refast()
 
-    def _wait(self, trips: int) -> float:  # noqa: ARG002  # the n is known ahead
+    def wait(self, trips: int) -> float:  # noqa: ARG002  # the n is known ahead
         """The wait after trip ``trips``: a backoff was evaluated ahead, outside the lock."""
         wait = self.next_wait
         return wait if wait is not None else cast("float", self.settings.recovery_timeout)
@@ -424,7 +422,7 @@ class LocalCircuit:
         """An operator's order: move to ``new`` (closing a closed circuit clears it)."""
         now = self.settings.clock()
         with self.lock:
-            change = self._changed(machine.force(self, new, now, self._wait))
+            change = self._changed(machine.force(self, new, now))
             self._refast()  # closing a closed circuit restarts it: no change, fast cleared
         self.notify(change)
 

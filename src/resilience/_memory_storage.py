@@ -227,6 +227,13 @@ class _Circuit:
         self.fast = False  # a storage has no lock-free hot path
         self.n_s = self.n_f = self.n_r = self.n_i = 0  # the fleet's totals
 
+    def wait(self, trips: int) -> float:
+        """The wait after trip ``trips`` in a row (µs): the policy's list, the last repeating."""
+        config = self.tracker.config
+        given = () if config is None else config["recovery"]
+        waits = [max(0, round(float(w) * 1e6)) for w in given]
+        return waits[min(trips, len(waits)) - 1] if waits else _DEFAULT_RECOVERY
+
 
 class _Run:
     """One operation on one circuit: the body of one script call."""
@@ -240,14 +247,6 @@ class _Run:
         self.now = now
         self.shadow_trip = False
 
-    def recovery(self, n: int) -> float:
-        """The wait after the n-th trip in a row (µs): the config's list, the last repeating."""
-        config = self.config
-        waits = (
-            [] if config is None else [max(0, round(float(w) * 1e6)) for w in config["recovery"]]
-        )
-        return waits[min(n, len(waits)) - 1] if waits else _DEFAULT_RECOVERY
-
     def did(self, change: Change | None) -> None:
         """Note what a transition did: when the state changed, or a shadow trip."""
         if change is machine.SHADOW_TRIP:
@@ -257,7 +256,7 @@ class _Run:
 
     def observe(self) -> None:
         """The lazy OPEN -> HALF_OPEN change every operation starts with."""
-        self.did(machine.observe(self.c, self.now, self.recovery))
+        self.did(machine.observe(self.c, self.now))
 
     def admit(self, rejected: int) -> bool:
         c = self.c
@@ -294,10 +293,10 @@ class _Run:
             return
         threshold = int(self.config["success_threshold"]) if self.config is not None else 1
         failed, slow = code in "fF", code in "SF"
-        self.did(machine.record(self.c, failed, slow, self.now, threshold, self.recovery))
+        self.did(machine.record(self.c, failed, slow, self.now, threshold))
 
     def force(self, new: CircuitState) -> None:
-        self.did(machine.force(self.c, new, self.now, self.recovery))
+        self.did(machine.force(self.c, new, self.now))
 
     def reply(self, *, admitted: bool = True) -> StoredState:
         c = self.c

@@ -15,7 +15,8 @@ in a row, the half-open trial slots taken and the successful trials, when the la
 taken (for a storage's lease), the counts held while OPEN (SPEC §8) and shadow trips.
 
 Time is a plain number in the caller's unit (seconds in process, microseconds in the
-storage); ``recovery(n)`` gives, in the same unit, the wait after the n-th trip in a row.
+storage); the record's ``wait(n)`` gives, in the same unit, the wait after the n-th trip in
+a row.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from typing import TYPE_CHECKING, Final, Protocol
 from resilience._state import CircuitState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from resilience._policies import _Tracker
 
 __all__ = [
@@ -77,17 +76,15 @@ class Record(Protocol):
     # clears it first, before anything else moves; the owner sets it again afterwards.
     fast: bool
 
+    def wait(self, trips: int) -> float:
+        """The wait before a trial call after trip ``trips`` in a row (pure: no user code)."""
+
     @property
     def tracker(self) -> _Tracker:
         """What the policy counts while CLOSED or METRICS_ONLY."""
 
 
-def move(
-    c: Record,
-    new: CircuitState,
-    now: float,
-    recovery: Callable[[int], float],
-) -> Change | None:
+def move(c: Record, new: CircuitState, now: float) -> Change | None:
     """Move the circuit to ``new`` (nothing when it is there already) and return the change.
 
     Every change starts a new generation and the policy's counts afresh. Opening keeps the
@@ -109,7 +106,7 @@ def move(
             )
         if new is _OPEN:
             c.trips += 1
-            c.retry_at = now + recovery(c.trips)
+            c.retry_at = now + c.wait(c.trips)
         elif new is _FORCED_OPEN:
             c.retry_at = None
     else:
@@ -128,11 +125,11 @@ def restart(c: Record) -> None:
     c.tracker.restart(c.last_ok)
 
 
-def observe(c: Record, now: float, recovery: Callable[[int], float]) -> Change | None:
+def observe(c: Record, now: float) -> Change | None:
     """Make the lazy OPEN -> HALF_OPEN change once the recovery time has come."""
     retry_at = c.retry_at
     if c.state is _OPEN and retry_at is not None and now >= retry_at:
-        return move(c, _HALF_OPEN, now, recovery)
+        return move(c, _HALF_OPEN, now)
     return None
 
 
@@ -163,13 +160,12 @@ def retry_after(c: Record, now: float) -> float | None:
     return None
 
 
-def record(  # noqa: PLR0917  # positional: the recording hot path
+def record(
     c: Record,
     failed: bool,  # noqa: FBT001  # positional: the recording hot path
     slow: bool,  # noqa: FBT001
     now: float,
     success_threshold: int,
-    recovery: Callable[[int], float],
 ) -> Change | None:
     """Apply the outcome of a call admitted in the current generation.
 
@@ -180,10 +176,10 @@ def record(  # noqa: PLR0917  # positional: the recording hot path
     if state is _HALF_OPEN:
         c.trial = max(0, c.trial - 1)
         if failed:
-            return move(c, _OPEN, now, recovery)
+            return move(c, _OPEN, now)
         c.trial_ok += 1
         if c.trial_ok >= success_threshold:
-            return move(c, _CLOSED, now, recovery)
+            return move(c, _CLOSED, now)
         return None
     if (state is _CLOSED or state is _METRICS_ONLY) and c.tracker.record(
         now, c.last_ok, failed, slow
@@ -192,7 +188,7 @@ def record(  # noqa: PLR0917  # positional: the recording hot path
             c.shadows += 1
             restart(c)
             return SHADOW_TRIP
-        return move(c, _OPEN, now, recovery)
+        return move(c, _OPEN, now)
     return None
 
 
@@ -202,14 +198,9 @@ def release(c: Record) -> None:
         c.trial = max(0, c.trial - 1)
 
 
-def force(
-    c: Record,
-    new: CircuitState,
-    now: float,
-    recovery: Callable[[int], float],
-) -> Change | None:
+def force(c: Record, new: CircuitState, now: float) -> Change | None:
     """An operator's order: move to ``new``; closing a closed circuit still clears it."""
-    change = move(c, new, now, recovery)
+    change = move(c, new, now)
     if change is None and new is _CLOSED:
         restart(c)
     return change
