@@ -169,3 +169,84 @@ def test_policy_replaces_failure_threshold() -> None:
     assert breaker.policy == ConsecutiveFailures(3)
     assert not breaker.policy.timed
     assert FailureRate(window=TimeWindow(5.0)).timed
+
+
+@given(
+    size=st.integers(1, 20),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.booleans(), st.booleans()),
+            st.tuples(st.just("skip"), st.integers(0, 45), st.just(False)),
+            st.tuples(st.just("clear"), st.just(0), st.just(False)),
+        ),
+        max_size=60,
+    ),
+)
+def test_count_window_skip_equals_that_many_plain_successes(
+    size: int, steps: list[tuple[str, object, bool]]
+) -> None:
+    """``skip(k)`` leaves a count window exactly as k successes added one by one would."""
+    ring = CountWindow(size)._ring()
+    calls: list[tuple[bool, bool]] = []
+    for kind, value, slow in steps:
+        if kind == "add":
+            ring.add(0.0, bool(value), slow)
+            calls.append((bool(value), slow))
+        elif kind == "skip":
+            ring.skip(int(value))  # type: ignore[call-overload]
+            calls.extend([(False, False)] * int(value))  # type: ignore[call-overload]
+        else:
+            ring.clear()
+            calls.clear()
+    last = calls[-size:]
+    assert ring.calls == len(last)
+    assert ring.failures == sum(f for f, _ in last)
+    assert ring.slow == sum(s for _, s in last)
+
+
+def test_a_rate_breaker_takes_the_lock_free_path_once_minimum_calls_are_in() -> None:
+    """Over a CountWindow, closed successes go lock-free from minimum_calls on, counts exact."""
+    policy = FailureRate(threshold=0.5, window=CountWindow(4), minimum_calls=3)
+    breaker = CircuitBreaker(policy=policy, clock=FakeClock())
+    circuit = breaker._circuit
+    for _ in range(2):
+        ok(breaker)
+        assert not circuit.fast  # a success may still trip it: counted under the lock
+    ok(breaker)
+    assert circuit.fast
+    for _ in range(5):
+        ok(breaker)
+    fail(breaker)
+    stats = breaker.get_stats()
+    assert (stats["failure_count"], stats["success_count"], stats["failure_rate"]) == (1, 3, 0.25)
+    fail(breaker)
+    assert breaker.state is CircuitState.OPEN  # 2 of the last 4
+    assert not circuit.fast
+
+
+@pytest.mark.asyncio
+async def test_a_success_that_outlived_a_reset_is_not_in_the_new_window() -> None:
+    """A hot-path call admitted before reset() counts in the totals, not in the new window."""
+    import asyncio  # this test only
+
+    policy = FailureRate(threshold=1.0, window=CountWindow(10), minimum_calls=2)
+    breaker = CircuitBreaker(policy=policy, clock=FakeClock())
+    for _ in range(2):
+        await breaker.call_async(asyncio.sleep, 0)
+    assert breaker._circuit.fast
+    release = asyncio.Event()
+
+    async def slow() -> int:
+        await release.wait()
+        return 1
+
+    task = asyncio.create_task(breaker.call_async(slow))
+    await asyncio.sleep(0)  # admitted on the hot path, now waiting
+    breaker.reset()
+    release.set()
+    assert await task == 1
+    fail(breaker)
+    ok(breaker)
+    stats = breaker.get_stats()
+    assert (stats["failure_count"], stats["success_count"]) == (1, 1)
+    assert stats["total_successes"] == 4

@@ -233,6 +233,8 @@ class CircuitBreaker:
                 break
             if gen == circuit.gen:
                 circuit.last_ok = drawn
+            else:
+                circuit.stray(drawn)
             return result
         return self._run(func, args, kwargs)
 
@@ -258,6 +260,8 @@ class CircuitBreaker:
                 break
             if gen == circuit.gen:  # a call from before a transition cannot end a new run
                 circuit.last_ok = drawn
+            else:
+                circuit.stray(drawn)
             return result
         # From here to the ``try`` nothing may call a function: a call lets a signal
         # handler run after it (even ``isinstance`` does, under a tracer such as
@@ -328,6 +332,8 @@ class CircuitBreaker:
                 break
             if gen == circuit.gen:  # a call from before a transition cannot end a new run
                 circuit.last_ok = drawn
+            else:
+                circuit.stray(drawn)
             return result
         ticket: Any = await circuit.acquire_async()
         if ticket.__class__ is CircuitOpenError:  # no call before the try: see _run

@@ -39,7 +39,8 @@ class Circuit(Protocol):
     ``CircuitOpenError`` that rejects it), and its outcome recorded with that ticket.
     ``fast`` says the closed circuit takes the lock-free hot path that ``call`` inlines:
     read ``gen`` before ``fast``, run the call, draw from ``successes`` and store the draw
-    in ``last_ok`` if ``gen`` has not moved. A shared circuit is never ``fast``.
+    in ``last_ok`` if ``gen`` has not moved (else report it with ``stray``). A shared
+    circuit is never ``fast``.
     """
 
     fast: bool
@@ -62,6 +63,9 @@ class Circuit(Protocol):
     @property
     def storage(self) -> BreakerStorage | None:
         """The storage sharing the circuit, or None."""
+
+    def stray(self, drawn: int) -> None:
+        """Note a success token drawn by a hot-path call that outlived a transition."""
 
     def acquire(self) -> int | CircuitOpenError:
         """Admit a call: its ticket, or the error that rejects it."""

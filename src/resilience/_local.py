@@ -118,9 +118,6 @@ class LocalCircuit:
         self.name = name
         self.settings = settings
         self.lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
-        # Transitions clear ``fast`` first and set it last; the hot paths read ``gen``
-        # before it, so a call admitted on the lock-free path knows its generation.
-        self.fast = settings.fast
         self.state = _CLOSED
         self.gen = 0
         self.since: float | None = None
@@ -134,6 +131,9 @@ class LocalCircuit:
         self.ignored = 0
         self.rejected = itertools.count()
         self.tracker: _Tracker = settings.policy._tracker()  # noqa: SLF001  # policies are ours
+        # Transitions clear ``fast`` first and set it last; the hot paths read ``gen``
+        # before it, so a call admitted on the lock-free path knows its generation.
+        self.fast = settings.fast and self.tracker.lock_free
         self.transitions: dict[str, int] | None = None
         # A backoff recovery_timeout's next value, evaluated outside the lock.
         self.next_wait = self.recovery(1) if callable(settings.recovery_timeout) else None
@@ -216,12 +216,14 @@ class LocalCircuit:
         if ticket == UNRECORDED:
             return
         if ticket != self.gen:
-            next(self.successes)  # counted, but it cannot steer the state it outlived
+            self.stray(next(self.successes))  # counted, but it cannot steer what it outlived
             return
-        if started is None and self.state is not _HALF_OPEN and not self.tracker.counts_successes:
-            drawn = next(self.successes)
+        if started is None and self.state is not _HALF_OPEN and self.tracker.lock_free:
+            drawn = next(self.successes)  # the draw is the record: see the tracker
             if ticket == self.gen:
                 self.last_ok = drawn
+            else:
+                self.stray(drawn)
             return
         now = self.settings.clock()
         change = None
@@ -238,6 +240,8 @@ class LocalCircuit:
                 )
                 if change is not None:
                     self._changed(change)
+                elif not self.fast and self.tracker.lock_free:
+                    self._refast()  # the window has filled up to minimum_calls
         if change is not None:
             self.notify(change)
 
@@ -260,6 +264,8 @@ class LocalCircuit:
                 )
                 if change is not None:
                     self._changed(change)
+                elif not self.fast and self.tracker.lock_free:
+                    self._refast()  # the window has filled up to minimum_calls
         if change is not None:
             self.notify(change)
 
@@ -337,7 +343,17 @@ class LocalCircuit:
     def _refast(self) -> None:
         """Set ``fast`` again after a transition or a restart (the lock is held)."""
         state = self.state
-        self.fast = (state is _CLOSED or state is _METRICS_ONLY) and self.settings.fast
+        self.fast = (
+            (state is _CLOSED or state is _METRICS_ONLY)
+            and self.settings.fast
+            and self.tracker.lock_free
+        )
+
+    @section
+    def stray(self, drawn: int) -> None:
+        """Note a success token drawn by a call that outlived a transition."""
+        with self.lock:
+            self.tracker.stray(drawn)
 
     def move(self, new: CircuitState, now: float) -> Change | None:
         """Move to ``new`` as a storage's reply says (the lock is held)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from resilience._validate import check_int, check_number
 from resilience._windows import CountWindow, TimeWindow, _Ring
@@ -19,13 +18,18 @@ __all__ = ["ConsecutiveFailures", "FailureRate", "TripPolicy"]
 class _Tracker(abc.ABC):
     """What a breaker keeps for its policy while closed (or in metrics-only mode).
 
-    ``successes`` is the breaker's running total of successful calls; a tracker with
-    ``counts_successes = False`` derives what it needs from it, which lets the breaker
-    record a success without taking its lock.
+    ``successes`` is the breaker's success token: the draw of its last success from an
+    atomic counter of successes. While ``lock_free`` is true a success needs no call into
+    the tracker at all: the breaker draws the token without its lock, and the tracker
+    works out what it needs from the tokens it is handed at the next locked moment. A
+    draw by a call that outlived a transition (a stray) is reported with ``stray``.
     """
 
     __slots__ = ()
-    counts_successes: bool = True
+    lock_free: bool = False
+
+    def stray(self, drawn: int) -> None:  # noqa: B027  # most trackers ignore strays
+        """Note that success token ``drawn`` belongs to a call of an earlier generation."""
 
     @abc.abstractmethod
     def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001  # positional on the hot path
@@ -44,9 +48,11 @@ class TripPolicy(abc.ABC):
     """Decides when a closed circuit opens: ``ConsecutiveFailures`` or ``FailureRate``."""
 
     __slots__ = ()
-    # Whether the policy's tracker can do without being told of successes (so the breaker
-    # records them without its lock).
-    _lock_free_successes: ClassVar[bool] = False
+
+    @property
+    def _lock_free_successes(self) -> bool:
+        """Whether closed successes can be recorded without the lock (by a draw alone)."""
+        return False
 
     @property
     def timed(self) -> bool:
@@ -60,7 +66,7 @@ class TripPolicy(abc.ABC):
 
 class _ConsecutiveTracker(_Tracker):
     __slots__ = ("_mark", "_run", "_threshold")
-    counts_successes = False
+    lock_free = True  # a success only needs to exist: a draw says it does
 
     def __init__(self, threshold: int) -> None:
         self._threshold = threshold
@@ -99,7 +105,10 @@ class ConsecutiveFailures(TripPolicy):
     """
 
     threshold: int = 5
-    _lock_free_successes: ClassVar[bool] = True
+
+    @property
+    def _lock_free_successes(self) -> bool:
+        return True
 
     def __post_init__(self) -> None:
         check_int("threshold", self.threshold, minimum=1)
@@ -143,6 +152,64 @@ class _RateTracker(_Tracker):
         calls = ring.calls
         rate = ring.failures / calls if calls >= self._minimum else None
         return ring.failures, calls - ring.failures, rate, ring.slow
+
+
+class _CountRateTracker(_RateTracker):
+    """A failure rate over a ``CountWindow``, whose successes need no lock once it can.
+
+    A success cannot raise a failure rate, so once the window holds ``minimum_calls``
+    calls no success can trip the circuit: from then on (``lock_free``) the breaker
+    records a closed success as a draw of its success token alone, and this tracker adds
+    the successes drawn since its last locked moment to the window before anything else
+    (``_CountRing.skip``, at C speed), keeping the window exact. Tokens drawn by calls
+    that outlived a transition (strays) are reported and left out.
+    """
+
+    __slots__ = ("_seen", "_strays", "lock_free")
+
+    def __init__(self, policy: FailureRate) -> None:
+        super().__init__(policy)
+        self.lock_free = False  # until the window holds minimum_calls calls
+        self._seen = -1  # the success token up to which the window holds every success
+        self._strays: list[int] = []  # stray tokens above _seen, not to be counted
+
+    def _catch_up(self, successes: int) -> None:
+        """Add the successes drawn after ``_seen`` up to token ``successes`` to the window."""
+        seen = self._seen
+        if successes <= seen:  # tokens are stored without a lock: one may land late
+            return
+        count = successes - seen
+        strays = self._strays
+        if strays:
+            count -= sum(1 for token in strays if token <= successes)
+            self._strays = [token for token in strays if token > successes]
+        self._seen = successes
+        ring = self._ring
+        ring.skip(count)
+        self.lock_free = ring.calls >= self._minimum
+
+    def stray(self, drawn: int) -> None:
+        if drawn > self._seen:
+            self._strays.append(drawn)
+
+    def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001  # positional (hot path)
+        # A locked success has drawn its own token already: the ones before it are pending.
+        self._catch_up(successes if failed else successes - 1)
+        if not failed:
+            self._seen = max(self._seen, successes)
+        tripped = super().record(now, successes, failed, slow)
+        self.lock_free = self._ring.calls >= self._minimum
+        return tripped
+
+    def restart(self, successes: int) -> None:
+        super().restart(successes)
+        self._seen = successes
+        self._strays = []
+        self.lock_free = False
+
+    def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:
+        self._catch_up(successes)
+        return super().counts(now, successes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +261,13 @@ class FailureRate(TripPolicy):
         """Whether the breaker must time calls: for slow calls or a time window."""
         return self.slow_call_duration is not None or isinstance(self.window, TimeWindow)
 
+    @property
+    def _lock_free_successes(self) -> bool:
+        return isinstance(self.window, CountWindow)
+
     def _tracker(self) -> _Tracker:
+        if isinstance(self.window, CountWindow):
+            return _CountRateTracker(self)
         return _RateTracker(self)
 
 

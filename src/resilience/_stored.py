@@ -246,6 +246,10 @@ class StoredCircuit:
 
     # ------------------------------------------------------------------ the interface
 
+    def stray(self, drawn: int) -> None:
+        """Never called: a shared circuit takes no hot path. Kept for the interface."""
+        self.local.stray(drawn)
+
     def succeeded(self, ticket: int, started: float | None) -> None:
         """Record a success (one round trip, or a batch)."""
         self._record(ticket, self._slow_code("s", started), started)

@@ -46,6 +46,10 @@ class _Ring:
         """Record one call's outcome at ``now``."""
         raise NotImplementedError
 
+    def skip(self, count: int) -> None:
+        """Record ``count`` calls that neither failed nor were slow (count windows only)."""
+        raise NotImplementedError
+
 
 class _CountRing(_Ring):
     __slots__ = ("_cells", "_next")
@@ -74,6 +78,40 @@ class _CountRing(_Ring):
         self._next = i + 1 if i + 1 < len(cells) else 0
         self.failures += failed
         self.slow += slow
+
+    def skip(self, count: int) -> None:
+        """Record ``count`` calls that neither failed nor were slow, all at once.
+
+        The cells they overwrite are counted and zeroed by slice, at C speed: a breaker
+        records a closed success without its lock as a draw from a counter, and hands the
+        window the successes it drew since, here, at its next locked moment.
+        """
+        cells = self._cells
+        size = len(cells)
+        if count <= 0:
+            return
+        free = size - self.calls  # unused cells, at the head of the region (never read)
+        i = self._next
+        if count >= size:  # every cell is a success now
+            cells[:] = bytes(size)
+            self.calls, self.failures, self.slow = size, 0, 0
+            self._next = (i + count) % size
+            return
+        end = i + count
+        if end <= size:
+            old = bytes(cells[i:end])
+            cells[i:end] = bytes(count)
+        else:
+            old = bytes(cells[i:]) + bytes(cells[: end - size])
+            cells[i:] = bytes(size - i)
+            cells[: end - size] = bytes(end - size)
+        if free < count:
+            gone = old[free:]
+            both = gone.count(_FAILED | _SLOW)
+            self.failures -= gone.count(_FAILED) + both
+            self.slow -= gone.count(_SLOW) + both
+        self.calls = min(size, self.calls + count)
+        self._next = end % size
 
 
 class _TimeRing(_Ring):
