@@ -200,3 +200,33 @@ def test_async_half_open_admits_exactly_one_trial_among_many_tasks() -> None:
 
 def _raise() -> None:
     raise ConnectionError
+
+
+def test_a_failure_rate_window_holds_every_call_of_a_thread_storm() -> None:
+    """8 threads of lock-free successes and locked failures: the window misses none."""
+    policy = FailureRate(threshold=1.0, window=CountWindow(100_000), minimum_calls=5)
+    breaker = CircuitBreaker(policy=policy, clock=FakeClock())
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(5_000):
+            if rng.random() < 0.1:
+                with pytest.raises(ConnectionError):
+                    breaker.call(_raise_connection_error)
+            else:
+                breaker.call(int)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = breaker.get_stats()
+    assert stats["state"] == "closed"
+    assert stats["failure_count"] == stats["total_failures"] > 0
+    assert stats["success_count"] == stats["total_successes"] > 0
+    assert stats["total_calls"] == THREADS * 5_000
+
+
+def _raise_connection_error() -> None:
+    raise ConnectionError

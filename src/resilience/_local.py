@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from resilience import _events
 from resilience import _transition as machine
 from resilience._critical import escape, section
+from resilience._policies import read_count
 from resilience._settings import FAILURE, SUCCESS
 from resilience._state import CircuitState
 from resilience.exceptions import CircuitOpenError
@@ -66,11 +67,6 @@ _FALLBACK_RECOVERY: Final = 30.0
 # integer updates, so breakers share a stripe of locks.
 _LOCKS = tuple(threading.Lock() for _ in range(64))
 _LOCK_PICKER = itertools.count()
-
-
-def read_count(counter: itertools.count[int]) -> int:
-    """Return how many values ``counter`` has handed out, without drawing one."""
-    return int(repr(counter)[6:-1])
 
 
 @section
@@ -131,6 +127,7 @@ class LocalCircuit:
         self.ignored = 0
         self.rejected = itertools.count()
         self.tracker: _Tracker = settings.policy._tracker()  # noqa: SLF001  # policies are ours
+        self.tracker.watch(self.successes)
         # Transitions clear ``fast`` first and set it last; the hot paths read ``gen``
         # before it, so a call admitted on the lock-free path knows its generation.
         self.fast = settings.fast and self.tracker.lock_free

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from resilience._validate import check_int, check_number
 from resilience._windows import CountWindow, TimeWindow, _Ring
 
+if TYPE_CHECKING:
+    import itertools
+
 __all__ = ["ConsecutiveFailures", "FailureRate", "TripPolicy"]
+
+
+def read_count(counter: itertools.count[int]) -> int:
+    """Return how many values ``counter`` has handed out, without drawing one."""
+    return int(repr(counter)[6:-1])
 
 
 class _Tracker(abc.ABC):
@@ -30,6 +39,9 @@ class _Tracker(abc.ABC):
 
     def stray(self, drawn: int) -> None:  # noqa: B027  # most trackers ignore strays
         """Note that success token ``drawn`` belongs to a call of an earlier generation."""
+
+    def watch(self, successes: itertools.count[int]) -> None:  # noqa: B027  # most ignore it
+        """Be handed the breaker's counter of success tokens, to read (never to draw)."""
 
     @abc.abstractmethod
     def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001  # positional on the hot path
@@ -165,10 +177,11 @@ class _CountRateTracker(_RateTracker):
     that outlived a transition (strays) are reported and left out.
     """
 
-    __slots__ = ("_seen", "_strays", "lock_free")
+    __slots__ = ("_drawn", "_seen", "_strays", "lock_free")
 
     def __init__(self, policy: FailureRate) -> None:
         super().__init__(policy)
+        self._drawn: itertools.count[int] | None = None  # the breaker's success counter
         self.lock_free = False  # until the window holds minimum_calls calls
         self._seen = -1  # the success token up to which the window holds every success
         self._strays: list[int] = []  # stray tokens above _seen, not to be counted
@@ -192,6 +205,9 @@ class _CountRateTracker(_RateTracker):
         if drawn > self._seen:
             self._strays.append(drawn)
 
+    def watch(self, successes: itertools.count[int]) -> None:
+        self._drawn = successes
+
     def record(self, now: float, successes: int, failed: bool, slow: bool) -> bool:  # noqa: FBT001  # positional (hot path)
         # A locked success has drawn its own token already: the ones before it are pending.
         self._catch_up(successes if failed else successes - 1)
@@ -208,7 +224,10 @@ class _CountRateTracker(_RateTracker):
         self.lock_free = False
 
     def counts(self, now: float, successes: int) -> tuple[int, int, float | None, int]:
-        self._catch_up(successes)
+        # Tokens are stored without a lock, so the last one stored may not be the last one
+        # drawn: a read (not the recording path) catches up on every draw made so far.
+        drawn = self._drawn
+        self._catch_up(successes if drawn is None else max(successes, read_count(drawn) - 1))
         return super().counts(now, successes)
 
 
