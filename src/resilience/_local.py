@@ -201,10 +201,6 @@ class LocalCircuit:
         """``finish_result`` for the async call forms."""
         self.finish_result(ticket, result, started)
 
-    def count_rejection(self) -> None:
-        """Count one rejected call decided outside this circuit (a storage's answer)."""
-        next(self.rejected)
-
     # ------------------------------------------------------------------ outcomes
 
     @section
@@ -315,6 +311,7 @@ class LocalCircuit:
             self.ignored += 1
 
     def is_slow(self, started: float | None, now: float) -> bool:
+        """Whether a call started at ``started`` and ended ``now`` counts as slow."""
         limit = self.settings.slow_after
         return started is not None and limit is not None and now - started >= limit
 
