@@ -510,12 +510,18 @@ class StoredCircuit:
             open_for=remote["open_for"],
             opened_at=remote["opened_at"],
         )
+        self._adopt(reply, wrote=False)
+        return remote
+
+    @section
+    def _adopt(self, reply: StoredState, *, wrote: bool) -> None:
+        """Mirror a reply to a read or an operator's order, then tell the listeners."""
+        now = self.settings.clock()
         with self.local.lock:
-            change, back = self._mirror(reply, now, wrote=False)
+            change, back = self._mirror(reply, now, wrote=wrote)
         if back:
             logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
         self.local.notify(change)
-        return remote
 
     # ------------------------------------------------------------------ round trips
 
@@ -696,12 +702,7 @@ class StoredCircuit:
         if reply is None:  # a storage may refuse to create; ours never do here
             self.local.operate(new)
             return
-        now = self.settings.clock()
-        with self.local.lock:
-            change, back = self._mirror(reply, now)
-        if back:
-            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
-        self.local.notify(change)
+        self._adopt(reply, wrote=True)
 
     def stats(self) -> dict[str, Any]:
         """Return ``get_stats()``'s snapshot: the shared circuit and this process's calls."""
