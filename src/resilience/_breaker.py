@@ -31,7 +31,7 @@ from resilience import _events, _fallback, _named
 from resilience._critical import section
 from resilience._local import LocalCircuit, logger
 from resilience._settings import ExceptionFilter, Settings
-from resilience._state import CircuitState
+from resilience._state import CLOSED, DISABLED, FORCED_OPEN, METRICS_ONLY, CircuitState
 from resilience._validate import check_name, check_sync_callable
 from resilience._wrap import wrap
 from resilience.exceptions import CircuitOpenError
@@ -55,10 +55,6 @@ logger.addHandler(logging.NullHandler())
 
 Listener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 
-_CLOSED = CircuitState.CLOSED
-_FORCED_OPEN = CircuitState.FORCED_OPEN
-_DISABLED = CircuitState.DISABLED
-_METRICS_ONLY = CircuitState.METRICS_ONLY
 
 # Open `with breaker:` blocks of this thread or task: (breaker, ticket, started) entries.
 _BLOCKS: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float | None], ...]] = (
@@ -440,26 +436,26 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         """Close the circuit and clear the policy's counts (totals keep counting)."""
-        self._circuit.operate(_CLOSED)
+        self._circuit.operate(CLOSED)
 
     def close(self) -> None:
         """Close the circuit; the same as ``reset()``."""
-        self._circuit.operate(_CLOSED)
+        self._circuit.operate(CLOSED)
 
     def open(self) -> None:
         """Force the circuit open: every call is rejected until an operator changes it."""
-        self._circuit.operate(_FORCED_OPEN)
+        self._circuit.operate(FORCED_OPEN)
 
     def disable(self) -> None:
         """Let every call pass and record nothing until an operator changes it."""
-        self._circuit.operate(_DISABLED)
+        self._circuit.operate(DISABLED)
 
     def metrics_only(self) -> None:
         """Shadow mode: record and report like a closed circuit, but never reject.
 
         Each trip it would have made is counted in ``get_stats()["shadow_trips"]``.
         """
-        self._circuit.operate(_METRICS_ONLY)
+        self._circuit.operate(METRICS_ONLY)
 
     # ------------------------------------------------------------------ listeners
 

@@ -33,7 +33,15 @@ from resilience import _transition as machine
 from resilience._critical import escape, section
 from resilience._policies import read_count
 from resilience._settings import FAILURE, SUCCESS
-from resilience._state import CircuitState
+from resilience._state import (
+    CLOSED,
+    DISABLED,
+    FORCED_OPEN,
+    HALF_OPEN,
+    METRICS_ONLY,
+    OPEN,
+    CircuitState,
+)
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
@@ -49,12 +57,6 @@ __all__ = ["UNRECORDED", "LocalCircuit"]
 
 logger = logging.getLogger("resilience")
 
-_CLOSED: Final = CircuitState.CLOSED
-_OPEN: Final = CircuitState.OPEN
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
-_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
-_DISABLED: Final = CircuitState.DISABLED
-_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
 _TRANSITION_KEYS: Final = tuple("to_" + state.value for state in CircuitState)
 _NO_TRANSITIONS: Final = (0,) * len(_TRANSITION_KEYS)
@@ -114,7 +116,7 @@ class LocalCircuit:
         self.name = name
         self.settings = settings
         self.lock = _LOCKS[next(_LOCK_PICKER) % len(_LOCKS)]
-        self.state = _CLOSED
+        self.state = CLOSED
         self.gen = 0
         self.since: float | None = None
         self.retry_at: float | None = None
@@ -143,16 +145,16 @@ class LocalCircuit:
         """Admit a call and return its ticket, or return the error that rejects it."""
         gen = self.gen  # before the state, which transitions write first
         state = self.state
-        if state is _CLOSED or state is _METRICS_ONLY:
+        if state is CLOSED or state is METRICS_ONLY:
             return gen
-        if state is _DISABLED:
+        if state is DISABLED:
             return UNRECORDED
-        if state is _FORCED_OPEN:
+        if state is FORCED_OPEN:
             next(self.rejected)  # lock-free, like the OPEN rejection below
             return CircuitOpenError(self.name, state, None)
         now = self.settings.clock()
         retry_at = self.retry_at
-        if state is _OPEN and retry_at is not None and now < retry_at:
+        if state is OPEN and retry_at is not None and now < retry_at:
             next(self.rejected)  # lock-free rejection while open: the common case
             return CircuitOpenError(self.name, state, retry_at - now)
         # Listeners hear a due OPEN -> HALF_OPEN change before the trial is admitted: an
@@ -172,9 +174,9 @@ class LocalCircuit:
         with self.lock:
             state = self.state
             if machine.admit(self, now, self.settings.half_open_max_calls):
-                return UNRECORDED if state is _DISABLED else self.gen
+                return UNRECORDED if state is DISABLED else self.gen
             next(self.rejected)
-            if state is _HALF_OPEN:
+            if state is HALF_OPEN:
                 return CircuitOpenError(self.name, state, HALF_OPEN_FULL_RETRY_AFTER)
             # OPEN here is due only when a trip just now set a retry time already past:
             # the next call (or read of ``state``) moves it to HALF_OPEN.
@@ -211,7 +213,7 @@ class LocalCircuit:
         if ticket != self.gen:
             self.stray(next(self.successes))  # counted, but it cannot steer what it outlived
             return
-        if started is None and self.state is not _HALF_OPEN and self.tracker.lock_free:
+        if started is None and self.state is not HALF_OPEN and self.tracker.lock_free:
             drawn = next(self.successes)  # the draw is the record: see the tracker
             if ticket == self.gen:
                 self.last_ok = drawn
@@ -338,7 +340,7 @@ class LocalCircuit:
         """Set ``fast`` again after a transition or a restart (the lock is held)."""
         state = self.state
         self.fast = (
-            (state is _CLOSED or state is _METRICS_ONLY)
+            (state is CLOSED or state is METRICS_ONLY)
             and self.settings.fast
             and self.tracker.lock_free
         )
@@ -400,10 +402,10 @@ class LocalCircuit:
             log(logging.WARNING, "circuit breaker %r would have opened (metrics-only mode)", name)
             return
         old, new = change
-        if (new is _OPEN or new is _CLOSED) and callable(self.settings.recovery_timeout):
+        if (new is OPEN or new is CLOSED) and callable(self.settings.recovery_timeout):
             # Two trips so close together that this has not run between them share a value.
             self.next_wait = self.recovery(self.trips + 1)
-        level = logging.WARNING if new is _OPEN or new is _FORCED_OPEN else logging.INFO
+        level = logging.WARNING if new is OPEN or new is FORCED_OPEN else logging.INFO
         log(level, "circuit breaker %r: %s -> %s", name, old.value, new.value)
         if _events.subscribers:
             _events.emit(
@@ -440,7 +442,7 @@ class LocalCircuit:
         """The state; an open circuit whose recovery time has come moves to HALF_OPEN."""
         state = self.state
         retry_at = self.retry_at
-        if state is _OPEN and retry_at is not None:
+        if state is OPEN and retry_at is not None:
             now = self.settings.clock()
             if now >= retry_at:
                 self.notify(self.observe_due(now))
@@ -486,7 +488,7 @@ class LocalCircuit:
         transitions)``, transitions being entries into each ``CircuitState`` in
         definition order. A scrape of many breakers calls this once per breaker.
         """
-        if self.state is _OPEN:
+        if self.state is OPEN:
             self.current_state()  # observes a due OPEN -> HALF_OPEN change first
         now = self.settings.clock()
         with self.lock:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from resilience import _transition as machine
 from resilience._policies import _Tracker
-from resilience._state import CircuitState
+from resilience._state import CLOSED, CircuitState
 from resilience._storage import BreakerStorage, StoredState, check_storage_error_mode
 from resilience._validate import check_name, check_number, check_sync_callable
 
@@ -37,9 +37,8 @@ _LEASE: Final = 30_000_000  # a trial slot not given back within 30 s is presume
 _DEFAULT_RECOVERY: Final = 30_000_000
 _MAX_CACHE_TTL: Final = 0.1
 
-_CLOSED: Final = CircuitState.CLOSED
 _OPERATOR_STATES: Final = frozenset(
-    {_CLOSED, CircuitState.FORCED_OPEN, CircuitState.DISABLED, CircuitState.METRICS_ONLY}
+    {CLOSED, CircuitState.FORCED_OPEN, CircuitState.DISABLED, CircuitState.METRICS_ONLY}
 )
 
 # The window kinds of the script's ``wkk``: none, a count window, a time window.
@@ -214,7 +213,7 @@ class _Circuit:
     )
 
     def __init__(self, now: int) -> None:
-        self.state = _CLOSED
+        self.state = CLOSED
         self.gen = now  # a circuit made anew never reuses a generation: it starts at the time
         self.changed = now  # when it last changed state (µs)
         self.since: float | None = None  # when it left CLOSED (µs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 
 class CircuitState(enum.Enum):
@@ -22,3 +23,13 @@ class CircuitState(enum.Enum):
     METRICS_ONLY = "metrics_only"
 
     __module__ = "resilience"
+
+
+# The members as module constants, for the modules that test states on hot paths
+# (``state is CLOSED`` reads a global, ``CircuitState.CLOSED`` a global and an attribute).
+CLOSED: Final = CircuitState.CLOSED
+OPEN: Final = CircuitState.OPEN
+HALF_OPEN: Final = CircuitState.HALF_OPEN
+FORCED_OPEN: Final = CircuitState.FORCED_OPEN
+DISABLED: Final = CircuitState.DISABLED
+METRICS_ONLY: Final = CircuitState.METRICS_ONLY

@@ -31,7 +31,15 @@ from resilience._critical import section
 from resilience._local import HALF_OPEN_FULL_RETRY_AFTER, UNRECORDED, LocalCircuit
 from resilience._policies import ConsecutiveFailures, FailureRate
 from resilience._settings import FAILURE, IGNORED, Settings
-from resilience._state import CircuitState
+from resilience._state import (
+    CLOSED,
+    DISABLED,
+    FORCED_OPEN,
+    HALF_OPEN,
+    METRICS_ONLY,
+    OPEN,
+    CircuitState,
+)
 from resilience._storage import BreakerStorage, StoredState
 from resilience._windows import CountWindow
 from resilience.exceptions import CircuitOpenError
@@ -49,12 +57,6 @@ if TYPE_CHECKING:
 
 __all__ = ["StoredCircuit", "storage_config"]
 
-_CLOSED: Final = CircuitState.CLOSED
-_OPEN: Final = CircuitState.OPEN
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
-_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
-_DISABLED: Final = CircuitState.DISABLED
-_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
 logger = logging.getLogger("resilience")
 
@@ -314,8 +316,11 @@ class StoredCircuit:
 
     def _record(self, ticket: int, code: str, started: float | None) -> None:
         step = self._recording(ticket, code, started)
-        if step is None:
-            return
+        if step is not None:
+            self._exchange(step)
+
+    def _exchange(self, step: _Request) -> None:
+        """Send a record and mirror the reply, or fall back if the storage fails."""
         try:
             reply = self._send(step)
         except Exception as exc:
@@ -348,11 +353,11 @@ class StoredCircuit:
                     return None
                 self.probe_at = now + _PROBE_INTERVAL  # this call probes; the others wait
             elif now - self.synced < self.refresh:
-                if state is _CLOSED or state is _METRICS_ONLY:
+                if state is CLOSED or state is METRICS_ONLY:
                     return gen
-                if state is _DISABLED:
+                if state is DISABLED:
                     return UNRECORDED
-                if state is _FORCED_OPEN or state is _OPEN:
+                if state is FORCED_OPEN or state is OPEN:
                     next(self.local.rejected)
                     self.unsent += 1
                     retry_at = self.local.retry_at
@@ -374,7 +379,7 @@ class StoredCircuit:
         now = self.settings.clock()
         with self.local.lock:
             next(self.local.rejected)
-        return CircuitOpenError(self.name, _OPEN, max(0.0, self.probe_at - now))
+        return CircuitOpenError(self.name, OPEN, max(0.0, self.probe_at - now))
 
     @section
     def _recording(self, ticket: int, code: str, started: float | None) -> _Request | None:
@@ -386,7 +391,7 @@ class StoredCircuit:
             return None
         with self.local.lock:
             current = ticket == self.local.gen and self.rgen_at == ticket
-            if self.storage.cache_ttl > 0 and not (current and self.local.state is _HALF_OPEN):
+            if self.storage.cache_ttl > 0 and not (current and self.local.state is HALF_OPEN):
                 self.local.count(code)
                 if current:
                     if self.batch_gen != self.rgen:
@@ -479,12 +484,7 @@ class StoredCircuit:
         """
         with self.local.lock:
             step = self._flush()
-        try:
-            reply = self._send(step)
-        except Exception as exc:
-            self._lost(exc, step)
-            return
-        self._answered(step, reply)
+        self._exchange(step)
 
     def _read(self) -> dict[str, Any] | None:
         """Read the shared circuit's stats and mirror them; None if unknown or unreachable.
@@ -598,7 +598,7 @@ class StoredCircuit:
             if step.admit:
                 if not reply.admitted:
                     next(self.local.rejected)
-                elif reply.state is _DISABLED:
+                elif reply.state is DISABLED:
                     ticket = UNRECORDED
                 else:
                     ticket = self.local.gen
@@ -610,7 +610,7 @@ class StoredCircuit:
         if ticket is not None:
             return ticket
         retry_after = reply.retry_after
-        if reply.state is _HALF_OPEN:
+        if reply.state is HALF_OPEN:
             retry_after = HALF_OPEN_FULL_RETRY_AFTER
         return CircuitOpenError(self.name, reply.state, retry_after)
 

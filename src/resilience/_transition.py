@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Protocol
 
-from resilience._state import CircuitState
+from resilience._state import CLOSED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, CircuitState
 
 if TYPE_CHECKING:
     from resilience._policies import _Tracker
@@ -48,14 +48,9 @@ Change = tuple[CircuitState, CircuitState]
 # What a policy holds: (failure_count, success_count, failure_rate, slow_calls).
 Held = tuple[int, int, float | None, int]
 
-_CLOSED: Final = CircuitState.CLOSED
-_OPEN: Final = CircuitState.OPEN
-_HALF_OPEN: Final = CircuitState.HALF_OPEN
-_FORCED_OPEN: Final = CircuitState.FORCED_OPEN
-_METRICS_ONLY: Final = CircuitState.METRICS_ONLY
 
 # What ``record`` returns for a trip that metrics-only mode only counts: not a change.
-SHADOW_TRIP: Final[Change] = (_METRICS_ONLY, _OPEN)
+SHADOW_TRIP: Final[Change] = (METRICS_ONLY, OPEN)
 
 
 class Record(Protocol):
@@ -94,20 +89,20 @@ def move(c: Record, new: CircuitState, now: float) -> Change | None:
     if old is new:
         return None
     c.fast = False
-    if new is _OPEN or new is _FORCED_OPEN or new is _HALF_OPEN:
+    if new is OPEN or new is FORCED_OPEN or new is HALF_OPEN:
         if c.since is None:
             c.since = now
-        if new is not _HALF_OPEN and old is not _OPEN:
+        if new is not HALF_OPEN and old is not OPEN:
             # Operators look at the counts that opened it: keep them while it is open.
             c.held = (
-                (int(new is _OPEN), c.trial_ok, None, 0)  # a failed trial
-                if old is _HALF_OPEN
+                (int(new is OPEN), c.trial_ok, None, 0)  # a failed trial
+                if old is HALF_OPEN
                 else c.tracker.counts(now, c.last_ok)
             )
-        if new is _OPEN:
+        if new is OPEN:
             c.trips += 1
             c.retry_at = now + c.wait(c.trips)
-        elif new is _FORCED_OPEN:
+        elif new is FORCED_OPEN:
             c.retry_at = None
     else:
         c.since = c.retry_at = c.held = None
@@ -128,8 +123,8 @@ def restart(c: Record) -> None:
 def observe(c: Record, now: float) -> Change | None:
     """Make the lazy OPEN -> HALF_OPEN change once the recovery time has come."""
     retry_at = c.retry_at
-    if c.state is _OPEN and retry_at is not None and now >= retry_at:
-        return move(c, _HALF_OPEN, now)
+    if c.state is OPEN and retry_at is not None and now >= retry_at:
+        return move(c, HALF_OPEN, now)
     return None
 
 
@@ -141,7 +136,7 @@ def admit(c: Record, now: float, slots: int, lease: float | None = None) -> bool
     Call ``observe`` first: an OPEN circuit whose recovery time has come rejects here.
     """
     state = c.state
-    if state is _HALF_OPEN:
+    if state is HALF_OPEN:
         if c.trial >= slots and lease is not None and now - c.trial_at >= lease:
             c.trial = 0
         if c.trial < slots:
@@ -149,13 +144,13 @@ def admit(c: Record, now: float, slots: int, lease: float | None = None) -> bool
             c.trial_at = now
             return True
         return False
-    return state is not _OPEN and state is not _FORCED_OPEN
+    return state is not OPEN and state is not FORCED_OPEN
 
 
 def retry_after(c: Record, now: float) -> float | None:
     """Time until a trial call is allowed while OPEN (never negative), else None."""
     retry_at = c.retry_at
-    if c.state is _OPEN and retry_at is not None:
+    if c.state is OPEN and retry_at is not None:
         return max(0.0, retry_at - now)
     return None
 
@@ -173,35 +168,35 @@ def record(
     counts, or None.
     """
     state = c.state
-    if state is _HALF_OPEN:
+    if state is HALF_OPEN:
         c.trial = max(0, c.trial - 1)
         if failed:
-            return move(c, _OPEN, now)
+            return move(c, OPEN, now)
         c.trial_ok += 1
         if c.trial_ok >= success_threshold:
-            return move(c, _CLOSED, now)
+            return move(c, CLOSED, now)
         return None
-    if (state is _CLOSED or state is _METRICS_ONLY) and c.tracker.record(
+    if (state is CLOSED or state is METRICS_ONLY) and c.tracker.record(
         now, c.last_ok, failed, slow
     ):
-        if state is _METRICS_ONLY:
+        if state is METRICS_ONLY:
             c.shadows += 1
             restart(c)
             return SHADOW_TRIP
-        return move(c, _OPEN, now)
+        return move(c, OPEN, now)
     return None
 
 
 def release(c: Record) -> None:
     """Give back the trial slot of a call that counts as neither success nor failure."""
-    if c.state is _HALF_OPEN:
+    if c.state is HALF_OPEN:
         c.trial = max(0, c.trial - 1)
 
 
 def force(c: Record, new: CircuitState, now: float) -> Change | None:
     """An operator's order: move to ``new``; closing a closed circuit still clears it."""
     change = move(c, new, now)
-    if change is None and new is _CLOSED:
+    if change is None and new is CLOSED:
         restart(c)
     return change
 
@@ -212,7 +207,7 @@ def held_counts(c: Record, now: float) -> Held:
     In HALF_OPEN the successful trials so far; while OPEN or FORCED_OPEN the counts that
     opened it; else what the policy holds now.
     """
-    if c.state is _HALF_OPEN:
+    if c.state is HALF_OPEN:
         return 0, c.trial_ok, None, 0
     held = c.held
     if held is not None:
