@@ -743,7 +743,7 @@ def _past_deadline(due: _deadline.Due, delay: float) -> str | None:
     What is left is read on the deadline's own clock, which need not be the policy's: a
     ``FakeClock`` deadline around a ``FakeClock`` retry stops it on fake time.
     """
-    left = due.left()
+    left = _deadline.left(due)
     if delay >= left:
         return f"waiting {delay:.3f}s more would reach the deadline ({max(left, 0.0):.3f}s left)"
     return None

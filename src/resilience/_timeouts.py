@@ -406,7 +406,7 @@ class _Timeout:
         self.due = now + self._limit
         # The block's deadline is on the real clock, the one its timer counts: inside a
         # deadline on an injected clock, the seconds left there were taken as real seconds.
-        self._token = _deadline.enter(_deadline.Due(self.due, time.monotonic))
+        self._token = _deadline.enter((self.due, time.monotonic))
         return now
 
     def _end(self) -> None:
@@ -766,7 +766,7 @@ def call_with_timeout(
             raise TimeoutError("the enclosing deadline has passed; func was not started")
         limit = left
     context = contextvars.copy_context()
-    context.run(_deadline.enter, _deadline.Due(time.monotonic() + limit, time.monotonic))
+    context.run(_deadline.enter, (time.monotonic() + limit, time.monotonic))
     job = _Job(func, args, kwargs, context)
     pool = _get_pool()
     try:
