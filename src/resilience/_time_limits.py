@@ -34,6 +34,8 @@ class Timeout:
     ``timeout()``'s rule: an awaited call is cancelled; a sync call in the main thread on
     POSIX is interrupted; elsewhere a sync call runs to its end and then raises. The limit
     never outlives an enclosing deadline. A breaker around it counts the expiry as a failure.
+    It takes no ``clock``: its timers count real time (inside a deadline on an injected
+    clock, the seconds left there count as real seconds).
 
     Args:
         seconds: the time limit of each call, a finite number > 0, at most 1e9.

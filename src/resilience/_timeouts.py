@@ -525,9 +525,12 @@ def timeout(seconds: float) -> _Timeout:
     In every case a block that runs past its limit never ends normally (an exception of its
     own takes precedence), the limit never outlives an enclosing ``deadline()``, and the
     block sees the limit as its deadline (``remaining()`` inside it is at most ``seconds``),
-    so retries inside it stop in time. When the enclosing deadline has already passed, the
-    block does not start: ``TimeoutError`` is raised on entry. An interrupt may land anywhere
-    in the block, like ``KeyboardInterrupt``; code that must not be cut short belongs outside.
+    so retries inside it stop in time. The limit is real time: inside a deadline kept on an
+    injected clock (``deadline(clock=...)``), the seconds left there count as real seconds,
+    and the block's own deadline is on the real clock. When the enclosing deadline has
+    already passed, the block does not start: ``TimeoutError`` is raised on entry. An
+    interrupt may land anywhere in the block, like ``KeyboardInterrupt``; code that must not
+    be cut short belongs outside.
 
     Args:
         seconds: the time limit, a finite number > 0.
