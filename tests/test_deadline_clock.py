@@ -181,6 +181,50 @@ def test_the_comparison_is_made_once_on_entry_by_seconds_left() -> None:
             assert remaining() == 2.5
 
 
+@given(
+    outer_seconds=st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    inner_seconds=st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    before=st.floats(min_value=0.0, max_value=1e4, allow_nan=False),
+    same_clock=st.booleans(),
+    after=st.lists(
+        st.tuples(st.booleans(), st.floats(min_value=0.0, max_value=100.0, allow_nan=False)),
+        max_size=8,
+    ),
+)
+def test_nested_deadlines_only_shrink_whatever_the_clocks(
+    outer_seconds: float,
+    inner_seconds: float,
+    before: float,
+    same_clock: bool,
+    after: list[tuple[bool, float]],
+) -> None:
+    """The inner block sees min(outer left, inner seconds) on entry, then only its winner's clock."""
+    outer_clock = FakeClock(FAR)
+    inner_clock = outer_clock if same_clock else FakeClock(0.0)
+    outer_due = FAR + outer_seconds
+    with deadline(outer_seconds, clock=outer_clock):
+        outer_clock.advance(before)
+        outer_left = outer_due - outer_clock()
+        with deadline(inner_seconds, clock=inner_clock):
+            inner_wins = inner_seconds < outer_left
+            winner = inner_clock if inner_wins else outer_clock
+            due = inner_clock() + inner_seconds if inner_wins else outer_due
+            left = remaining()
+            assert left == max(0.0, due - winner())
+            assert left == pytest.approx(max(0.0, min(outer_left, inner_seconds)), abs=1e-7)
+            for move_outer, step in after:
+                (outer_clock if move_outer else inner_clock).advance(step)
+                assert remaining() == max(0.0, due - winner())
+        assert remaining() == max(0.0, outer_due - outer_clock())
+
+
+def test_check_deadline_takes_an_int_minimum() -> None:
+    """An int min_remaining is as good as a float."""
+    clock = FakeClock()
+    with deadline(3.0, clock=clock):
+        assert check_deadline(2) == 3.0
+
+
 def test_a_fake_deadline_inside_a_real_one() -> None:
     """A shorter fake deadline inside a real deadline follows the fake clock exactly."""
     clock = FakeClock()

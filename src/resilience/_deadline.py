@@ -71,6 +71,8 @@ def leave(token: Token[Due | None]) -> None:
     _DEADLINE.reset(token)
 
 
+_INF: Final = float("inf")
+
 LONGEST: Final = 1e9
 """The longest limit a deadline or timeout accepts, in seconds (about 31 years).
 
@@ -238,7 +240,12 @@ def check_deadline(min_remaining: float = 0.0) -> float | None:
         ...     breaker.call(print, "started with enough time")
         started with enough time
     """
-    needed = check_number("min_remaining", min_remaining, minimum=0.0)
+    # A float in range (NaN and infinities fail the comparisons) skips the general check:
+    # this is called right before protected calls, often outside any deadline.
+    if type(min_remaining) is float and 0.0 <= min_remaining < _INF:
+        needed = min_remaining
+    else:
+        needed = check_number("min_remaining", min_remaining, minimum=0.0)
     left = remaining()
     if left is None:
         return None
