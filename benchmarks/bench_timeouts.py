@@ -10,7 +10,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from resilience import call_with_timeout, check_deadline, deadline, timeout
+from resilience import call_with_timeout, check_deadline, deadline, remaining, timeout
+from resilience.testing import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +46,11 @@ def with_deadline() -> int:
 
 def deadline_checked() -> int:
     check_deadline(0.1)
+    return work()
+
+
+def remaining_read() -> int:
+    remaining()
     return work()
 
 
@@ -85,7 +91,11 @@ def main() -> None:
     ]
     with deadline(60.0):
         rows.append(("check_deadline() inside a deadline", measure(deadline_checked)))
+        rows.append(("remaining() inside a deadline", measure(remaining_read)))
+    with deadline(60.0, clock=FakeClock()):
+        rows.append(("remaining() inside a FakeClock deadline", measure(remaining_read)))
     rows.append(("check_deadline() outside any deadline", measure(deadline_checked)))
+    rows.append(("remaining() outside any deadline", measure(remaining_read)))
     rows.append(("call_with_timeout()", measure(lambda: call_with_timeout(work, 10.0), 2_000)))
     print(f"{'bare call':45s} {bare:10.0f} ns/call  1.0x")
     for label, ns in rows:

@@ -176,8 +176,14 @@ def test_check_deadline_raises_once_the_deadline_has_passed():
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [(True, TypeError), ("1", TypeError), (-1, ValueError), (math.nan, ValueError)],
-    ids=["bool", "str", "negative", "nan"],
+    [
+        (True, TypeError),
+        ("1", TypeError),
+        (-1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+    ],
+    ids=["bool", "str", "negative", "nan", "inf"],
 )
 def test_check_deadline_rejects_bad_minimums(value, error):
     """A bad min_remaining is refused, naming the parameter."""

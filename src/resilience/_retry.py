@@ -39,7 +39,7 @@ from typing import (
 
 from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
-from resilience._deadline import _DEADLINE, check_limit
+from resilience._deadline import check_limit
 from resilience._http_hints import (
     is_transient,
     retry_after_of,
@@ -499,10 +499,11 @@ class _Policy:
             delay, reason = self._backoff_delay(attempt)
         if reason is None and hinted:
             delay, reason = self._hinted(delay, result if exc is None else exc)
-        if reason is None and self.extras:  # min_delay, max_elapsed, budget, throttle
-            delay, reason = self._extras(run, delay)
-        if reason is None and run.at is not None:
-            reason = _past_deadline(run.at, delay)
+        if reason is None:
+            if self.extras:  # min_delay, max_elapsed, the deadline, budget, throttle
+                delay, reason = self._extras(run, delay)
+            elif run.due is not None:
+                reason = _past_deadline(run.due, delay)
         if reason is not None:
             run.give_up(exc, result, reason)
             return None
@@ -523,8 +524,8 @@ class _Policy:
             reason = _past_max_elapsed(self, run.start, delay)
             if reason is not None:
                 return delay, reason
-        if run.at is not None:
-            reason = _past_deadline(run.at, delay)
+        if run.due is not None:
+            reason = _past_deadline(run.due, delay)
             if reason is not None:
                 return delay, reason  # before spending the budget
         if self.throttle is not None and not self.throttle._allows():  # noqa: SLF001
@@ -736,9 +737,13 @@ def _past_max_elapsed(policy: _Policy, start: float, delay: float) -> str | None
     return None
 
 
-def _past_deadline(at: float, delay: float) -> str | None:
-    """Why waiting ``delay`` more stops the call: the next attempt would reach the deadline."""
-    left = at - time.monotonic()
+def _past_deadline(due: _deadline.Due, delay: float) -> str | None:
+    """Why waiting ``delay`` more stops the call: the next attempt would reach the deadline.
+
+    What is left is read on the deadline's own clock, which need not be the policy's: a
+    ``FakeClock`` deadline around a ``FakeClock`` retry stops it on fake time.
+    """
+    left = _deadline.left(due)
     if delay >= left:
         return f"waiting {delay:.3f}s more would reach the deadline ({max(left, 0.0):.3f}s left)"
     return None
@@ -755,7 +760,7 @@ class _Attempts:
     call the function and sleep. A call that succeeds at once never makes one.
     """
 
-    __slots__ = ("at", "attempt", "context", "idle", "log", "policy", "start", "stats")
+    __slots__ = ("attempt", "context", "due", "idle", "log", "policy", "start", "stats")
 
     def __init__(
         self,
@@ -772,7 +777,7 @@ class _Attempts:
         self.idle = 0.0  # seconds waited so far
         # Read once per call: neither changes while its attempts run (a deadline entered
         # inside an attempt is left before it ends).
-        self.at = _DEADLINE.get()  # when the enclosing deadline passes, or None
+        self.due = _deadline.innermost()  # the enclosing deadline (on its clock), or None
         # logging.Logger.isEnabledFor(INFO), from the logger's cache when it has the answer
         # (logging clears it whenever a level changes).
         known = logger._cache.get(logging.INFO)  # type: ignore[attr-defined]  # noqa: SLF001
@@ -978,7 +983,7 @@ def _first_attempt(policy: _Policy, context: _context.CallContext | None) -> Non
         ValueError: ``max_retries=None`` without ``max_elapsed``, outside any deadline:
             nothing would ever stop the retries.
     """
-    if policy.unbounded and _deadline.remaining() is None:
+    if policy.unbounded and _deadline.innermost() is None:
         raise ValueError(
             f"retry {policy.name!r} has max_retries=None and no max_elapsed, so it needs an "
             "enclosing deadline() to stop; none is active"

@@ -7,17 +7,19 @@ never outlive an enclosing deadline) is exactly the one documented for those two
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from resilience._deadline import deadline
+from resilience._deadline import check_limit, deadline
 from resilience._timeouts import timeout
-from resilience._validate import check_number
+from resilience._validate import check_sync_callable
 from resilience._wrap import wrap
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine
 
     from resilience._strategy import StrategyInfo
+    from resilience._types import Clock
 
 __all__ = ["Deadline", "Timeout"]
 
@@ -32,9 +34,11 @@ class Timeout:
     ``timeout()``'s rule: an awaited call is cancelled; a sync call in the main thread on
     POSIX is interrupted; elsewhere a sync call runs to its end and then raises. The limit
     never outlives an enclosing deadline. A breaker around it counts the expiry as a failure.
+    It takes no ``clock``: its timers count real time (inside a deadline on an injected
+    clock, the seconds left there count as real seconds).
 
     Args:
-        seconds: the time limit of each call, a finite number > 0.
+        seconds: the time limit of each call, a finite number > 0, at most 1e9.
 
     Raises:
         TypeError, ValueError: ``seconds`` is not a finite number > 0.
@@ -48,7 +52,7 @@ class Timeout:
     __slots__ = ("_seconds",)
 
     def __init__(self, seconds: float) -> None:
-        self._seconds = check_number("seconds", seconds, positive=True)
+        self._seconds = check_limit("seconds", seconds)
 
     @property
     def seconds(self) -> float:
@@ -105,10 +109,13 @@ class Deadline:
     attempt that hangs. Nested deadlines only shrink.
 
     Args:
-        seconds: the time each call has in all, a finite number >= 0.
+        seconds: the time each call has in all, a finite number >= 0, at most 1e9.
+        clock: the clock the deadline is kept on (``deadline(clock=...)``); give it the
+            ``FakeClock`` that drives the retries inside to test them on fake time.
 
     Raises:
-        TypeError, ValueError: ``seconds`` is not a finite number >= 0.
+        TypeError, ValueError: ``seconds`` is not a finite number >= 0, or ``clock`` is
+            not a plain callable.
 
     Examples:
         >>> from resilience import remaining
@@ -117,23 +124,31 @@ class Deadline:
         True
     """
 
-    __slots__ = ("_seconds",)
+    __slots__ = ("_clock", "_seconds")
 
-    def __init__(self, seconds: float) -> None:
-        self._seconds = check_number("seconds", seconds, minimum=0.0)
+    def __init__(self, seconds: float, *, clock: Clock = time.monotonic) -> None:
+        self._seconds = check_limit("seconds", seconds, zero=True)
+        if clock is not time.monotonic:
+            check_sync_callable("clock", clock)
+        self._clock = clock
 
     @property
     def seconds(self) -> float:
         """The time each call has in all."""
         return self._seconds
 
+    @property
+    def clock(self) -> Clock:
+        """The clock the deadline is kept on."""
+        return self._clock
+
     def call(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call ``func(*args, **kwargs)`` under the deadline and return its result."""
-        with deadline(self._seconds):
+        with deadline(self._seconds, clock=self._clock):
             return func(*args, **kwargs)
 
     def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
-        with deadline(self._seconds):
+        with deadline(self._seconds, clock=self._clock):
             return func(*args, **kwargs)
 
     def call_async(
@@ -145,7 +160,7 @@ class Deadline:
     async def _run_async(
         self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> R:
-        async with deadline(self._seconds):
+        async with deadline(self._seconds, clock=self._clock):
             return await func(*args, **kwargs)
 
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
@@ -153,10 +168,15 @@ class Deadline:
         return wrap(func, self._run, self._run_async)
 
     def _strategy_info(self) -> StrategyInfo:
-        return {"kind": "deadline", "name": None, "options": {"seconds": self._seconds}}
+        options: dict[str, Any] = {"seconds": self._seconds}
+        if self._clock is not time.monotonic:  # an injected clock; the default goes unsaid
+            options["clock"] = self._clock
+        return {"kind": "deadline", "name": None, "options": options}
 
     def __repr__(self) -> str:
-        return f"Deadline({self._seconds!r})"
+        if self._clock is time.monotonic:
+            return f"Deadline({self._seconds!r})"
+        return f"Deadline({self._seconds!r}, clock={self._clock!r})"
 
 
 Timeout.__module__ = Deadline.__module__ = "resilience"

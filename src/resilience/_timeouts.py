@@ -30,8 +30,9 @@ import time
 import types
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 
+from resilience import _deadline
 from resilience._critical import interrupted, section
-from resilience._deadline import _DEADLINE, check_limit, remaining
+from resilience._deadline import check_limit, remaining
 from resilience._validate import check_callable, check_name, check_number
 
 if TYPE_CHECKING:
@@ -385,7 +386,7 @@ class _Timeout:
         self._limit = self._seconds
         self._by_deadline = False
         self._reason: str | None = None  # why the block cannot be interrupted, if it cannot
-        self._token: Token[float | None] | None = None
+        self._token: Token[_deadline.Due | None] | None = None
         self._async_cm: asyncio.Timeout | None = None
         self.due = math.inf  # on the time.monotonic() clock
         self.fired = False  # the alarm has raised TimeoutError in the block
@@ -403,13 +404,15 @@ class _Timeout:
             self._by_deadline = True
         now = time.monotonic()
         self.due = now + self._limit
-        self._token = _DEADLINE.set(self.due)
+        # The block's deadline is on the real clock, the one its timer counts: inside a
+        # deadline on an injected clock, the seconds left there were taken as real seconds.
+        self._token = _deadline.enter((self.due, time.monotonic))
         return now
 
     def _end(self) -> None:
         token, self._token = self._token, None
         if token is not None:
-            _DEADLINE.reset(token)
+            _deadline.leave(token)
 
     def _what(self) -> str:
         if self._by_deadline:
@@ -522,9 +525,12 @@ def timeout(seconds: float) -> _Timeout:
     In every case a block that runs past its limit never ends normally (an exception of its
     own takes precedence), the limit never outlives an enclosing ``deadline()``, and the
     block sees the limit as its deadline (``remaining()`` inside it is at most ``seconds``),
-    so retries inside it stop in time. When the enclosing deadline has already passed, the
-    block does not start: ``TimeoutError`` is raised on entry. An interrupt may land anywhere
-    in the block, like ``KeyboardInterrupt``; code that must not be cut short belongs outside.
+    so retries inside it stop in time. The limit is real time: inside a deadline kept on an
+    injected clock (``deadline(clock=...)``), the seconds left there count as real seconds,
+    and the block's own deadline is on the real clock. When the enclosing deadline has
+    already passed, the block does not start: ``TimeoutError`` is raised on entry. An
+    interrupt may land anywhere in the block, like ``KeyboardInterrupt``; code that must not
+    be cut short belongs outside.
 
     Args:
         seconds: the time limit, a finite number > 0.
@@ -763,7 +769,7 @@ def call_with_timeout(
             raise TimeoutError("the enclosing deadline has passed; func was not started")
         limit = left
     context = contextvars.copy_context()
-    context.run(_DEADLINE.set, time.monotonic() + limit)
+    context.run(_deadline.enter, (time.monotonic() + limit, time.monotonic))
     job = _Job(func, args, kwargs, context)
     pool = _get_pool()
     try:

@@ -27,7 +27,8 @@ class FakeClock:
 
     Pass it as ``clock=`` (and its ``sleep``/``asleep`` as ``sleep=``) to breakers and
     retries to drive them deterministically: a recovery timeout of a minute passes in an
-    instant. It is safe to share between threads.
+    instant. Give the same clock to ``deadline(clock=...)`` and retries inside it stop on
+    fake time. It is safe to share between threads.
 
     Args:
         start: the time it reads first.

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import assert_type
 
 from resilience import (
     TIMEOUTS,
+    Deadline,
     call_with_timeout,
     check_deadline,
     deadline,
@@ -15,6 +18,12 @@ from resilience import (
     timeout,
     validate_timeout,
 )
+from resilience.testing import FakeClock
+
+
+async def _async_clock() -> float:
+    """A coroutine function: not a clock."""
+    return 0.0
 
 
 def parse(text: str, *, base: int = 10) -> int:
@@ -34,6 +43,11 @@ def sync_uses() -> None:
     with deadline(5.0), timeout(1.0):
         pass
     call_with_timeout(parse, 1.0, 12)  # type: ignore[arg-type]  # the argument types are checked
+    clock = FakeClock()
+    with deadline(5.0, clock=clock), deadline(1.0, clock=time.monotonic):
+        pass
+    assert_type(Deadline(5.0, clock=clock).clock, Callable[[], float])
+    deadline(5.0, clock=_async_clock)  # type: ignore[arg-type]  # a clock returns a float
 
 
 async def async_uses() -> None:
