@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import time
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, unquote
 
@@ -80,6 +81,10 @@ _ASYNC_TO_SYNC: Final = {
     _aconnection.UnixDomainSocketConnection: _redis.UnixDomainSocketConnection,
 }
 _KEYS_CACHED: Final = 4096  # names (and configs) whose encoding is kept
+_MAX_ENCODED: Final = 512  # longer arguments (batches of outcomes) are encoded afresh
+# A client that set a circuit's TTLs this recently lets the script keep them (KEEPTTL):
+# keys then expire between ttl - 1 s and ttl after the circuit's last use.
+_KEEP_TTL_FOR: Final = 1.0
 _OPERATOR_STATES: Final = frozenset(
     {
         CircuitState.CLOSED,
@@ -114,6 +119,25 @@ def _stored(fields: Sequence[str]) -> StoredState:
     )
 
 
+def _short(cache: dict[int, StoredState], reply: int) -> StoredState:
+    """Decode the script's short reply: ``2 * generation`` (+1 for METRICS_ONLY).
+
+    The hot path's circuits do not move (the generation is the same call after call),
+    so the few distinct replies are decoded once and their answers shared.
+    """
+    stored = cache.get(reply)
+    if stored is None:
+        generation, metrics_only = divmod(reply, 2)
+        stored = StoredState(
+            state=CircuitState.METRICS_ONLY if metrics_only else CircuitState.CLOSED,
+            generation=generation,
+        )
+        if len(cache) >= _KEYS_CACHED:
+            cache.clear()
+        cache[reply] = stored
+    return stored
+
+
 def _number(name: str, value: object) -> str:
     """Format a config number for the script, exactly (repr round-trips floats)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -121,13 +145,30 @@ def _number(name: str, value: object) -> str:
     return repr(value)
 
 
+# Encoded arguments, by value: a breaker sends the same few (its keys, policy, TTL,
+# generation, one outcome) call after call, and encoding them anew costs more than this.
+_ENCODED: dict[bytes | str | int, bytes] = {}
+
+
+def _bulk(part: bytes | str | int) -> bytes:
+    """Encode one argument in the Redis protocol, remembering it (see ``_ENCODED``)."""
+    data = part if isinstance(part, bytes) else str(part).encode()
+    encoded = b"$%d\r\n%s\r\n" % (len(data), data)
+    if len(data) <= _MAX_ENCODED:
+        if len(_ENCODED) >= _KEYS_CACHED:
+            _ENCODED.clear()
+        _ENCODED[part] = encoded
+    return encoded
+
+
 def _resp(*parts: bytes | str | int) -> bytes:
-    """Encode one command in the Redis protocol (what redis-py's packer would send)."""
-    chunks = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(chunks)
+    """Encode one command in the Redis protocol (what redis-py's packer would send).
+
+    Arguments are ``str``, ``bytes`` or ``int``, never a ``bool`` or a ``float`` (which
+    would find the encoding of the equal ``int``).
+    """
+    encoded = _ENCODED
+    return b"*%d\r\n" % len(parts) + b"".join([encoded.get(part) or _bulk(part) for part in parts])
 
 
 def _evalsha(pool: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -364,6 +405,8 @@ class RedisStorage(BreakerStorage):
         self._keys: dict[str, list[str]] = {}
         self._limit_keys: dict[tuple[str, str | None], list[str]] = {}
         self._limit_args: dict[tuple[float, float, float], tuple[str, str, str]] = {}
+        self._replies: dict[int, StoredState] = {}
+        self._ttl_set: dict[str, float] = {}  # name: when this client last set its TTLs
 
     @property
     def timeout(self) -> float:
@@ -482,15 +525,30 @@ class RedisStorage(BreakerStorage):
         rejected: int = 0,
     ) -> StoredState:
         """Record outcomes (one script call); see ``BreakerStorage.record``."""
-        args = self._args(
+        now = time.monotonic()
+        keep = now - self._ttl_set.get(name, -math.inf) < _KEEP_TTL_FOR
+        args = (
             "r",
+            self._ttl_ms,
+            rejected,
+            generation,
+            outcomes,
+            stale,
             self._policy(config),
-            rejected=rejected,
-            generation=generation,
-            outcomes=outcomes,
-            stale=stale,
+            "k" if keep else "",
         )
-        return _stored(_fields(self._run(keys=self._keys_of(name), args=args)))
+        reply = self._run(self._keys_of(name), args)
+        if not keep:
+            self._ttls_set(name, now)
+        if type(reply) is int:
+            return _short(self._replies, reply)
+        return _stored(_fields(reply))
+
+    def _ttls_set(self, name: str, now: float) -> None:
+        """Note that the script has just set the TTLs of ``name``'s keys."""
+        if len(self._ttl_set) >= _KEYS_CACHED:
+            self._ttl_set.clear()
+        self._ttl_set[name] = now
 
     async def admit_async(
         self, name: str, config: Mapping[str, Any], *, rejected: int = 0
@@ -521,15 +579,24 @@ class RedisStorage(BreakerStorage):
                 stale=stale,
                 rejected=rejected,
             )
-        args = self._args(
+        now = time.monotonic()
+        keep = now - self._ttl_set.get(name, -math.inf) < _KEEP_TTL_FOR
+        args = (
             "r",
+            self._ttl_ms,
+            rejected,
+            generation,
+            outcomes,
+            stale,
             self._policy(config),
-            rejected=rejected,
-            generation=generation,
-            outcomes=outcomes,
-            stale=stale,
+            "k" if keep else "",
         )
-        return _stored(_fields(await self._run_async(keys=self._keys_of(name), args=args)))
+        reply = await self._run_async(keys=self._keys_of(name), args=args)
+        if not keep:
+            self._ttls_set(name, now)
+        if type(reply) is int:
+            return _short(self._replies, reply)
+        return _stored(_fields(reply))
 
     def force(self, name: str, state: CircuitState, *, create: bool = True) -> StoredState | None:
         """Force an operator state for every process at once; see ``BreakerStorage.force``.
