@@ -15,11 +15,12 @@ time (amortised for a time window: each bucket is listed once and dropped once).
 ARGV: 1 operation (a: admit, r: record, f: force, s: stats), 2 TTL in ms ('' keeps the
 stored one), 3 calls rejected from a cache, 4 generation, 5 outcomes, 6 stale outcomes,
 7 the policy (admit, record) or the state to force (force), 8 for force: create ('1') or
-leave an unknown circuit alone ('0'); for record: 'k' when this client set the keys' TTLs
-under a second ago, so they may be kept (keys then expire between ttl - 1 s and ttl
-after the last use; a time window's key up to a second later than the state's), 9 (tests only, normally absent) the time in
-microseconds to use instead of the server's ``TIME``: the seam through which
-tests/integration/test_redis_model.py drives a real server with a fake clock. The policy
+leave an unknown circuit alone ('0'); for record: 'k' when this client set the keys'
+TTLs under a second ago, so they may be kept (keys then expire between ttl - 1 s and ttl
+after the last use; a time window's key up to a second later than the state's), 9 (tests
+only, normally absent) the time in microseconds to use instead of the server's ``TIME``:
+the seam through which tests/integration/test_redis_model.py drives a real server with a
+fake clock. The policy
 is one string of comma-separated fields (few arguments keep the client's encoding
 cheap): c(onsecutive) or r(ate), threshold,
 window n(calls) or t(ime), window size (calls or seconds), minimum calls, slow-call rate

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import os
 import time
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, unquote
@@ -28,7 +29,7 @@ try:
     import redis.asyncio.connection as _aconnection
     from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import NoScriptError, ResponseError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError(
@@ -63,17 +64,6 @@ _NO_CLIENT_SETINFO: Final = (
 # Settings whose asyncio values (parsers, hooks) a blocking connection cannot use.
 _ASYNC_ONLY: Final = frozenset(
     {"parser_class", "redis_connect_func", "event_dispatcher", "command_packer", "encoder_class"}
-)
-# redis-py 5.3 made get_connection()'s command name optional (and then deprecated it).
-_GET_PARAMS: Final = list(
-    inspect.signature(_redis.ConnectionPool.get_connection).parameters.values()
-)
-_GET_CONNECTION_ARGS: Final = (
-    ("EVALSHA",)
-    if len(_GET_PARAMS) > 1
-    and _GET_PARAMS[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    and _GET_PARAMS[1].default is inspect.Parameter.empty
-    else ()
 )
 _ASYNC_TO_SYNC: Final = {
     _aconnection.Connection: _redis.Connection,
@@ -171,28 +161,58 @@ def _resp(*parts: bytes | str | int) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join([encoded.get(part) or _bulk(part) for part in parts])
 
 
-def _evalsha(pool: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Run ``script`` as one packet on one pooled connection and return the raw reply.
+class _Connections:
+    """The storage's own idle connections to one server, for its script calls.
 
-    This is redis-py's ``Script.__call__`` without its generic command path (argument
-    encoding, retry wrapper, events), which costs a fifth of a loopback round trip
-    (``benchmarks/bench_redis.py``). A server that lost the script (``SCRIPT FLUSH``, a
-    restart) gets it again once, on the same connection.
+    redis-py's pool spends more on a checkout and return (a probe of the socket, events,
+    metrics) than Redis spends running the script, so the storage keeps its connections
+    itself: a list that threads pop from and push back to (atomic under the GIL). A
+    connection goes back only after a whole reply was read; any other error or
+    interruption (a timeout, an exception raised by a signal handler) closes it, so a
+    half-read reply never meets the next call. A forked child never uses its parent's
+    sockets: it starts with none.
     """
-    payload = [_resp("EVALSHA", script.sha, len(keys), *keys, *args)]
-    connection = pool.get_connection(*_GET_CONNECTION_ARGS)
-    try:
-        connection.send_packed_command(payload, check_health=False)
+
+    __slots__ = ("_idle", "_pid", "_pool")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def evalsha(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` as one packet and return the raw reply.
+
+        This is redis-py's ``Script.__call__`` without its generic command path (argument
+        encoding, retry wrapper, events). A server that lost the script (``SCRIPT
+        FLUSH``, a restart) gets it again once, on the same connection.
+        """
+        payload = [_resp("EVALSHA", script.sha, len(keys), *keys, *args)]
+        if os.getpid() != self._pid:  # a forked child: those sockets are the parent's
+            self._idle, self._pid = [], os.getpid()
+        idle = self._idle
         try:
-            return connection.read_response()
-        except NoScriptError:
-            load = [_resp("SCRIPT", "LOAD", script.script)]
-            connection.send_packed_command(load, check_health=False)
-            connection.read_response()
+            connection = idle.pop()
+        except IndexError:  # none idle (another thread may have taken the last one)
+            connection = self._pool.make_connection()
+        try:
             connection.send_packed_command(payload, check_health=False)
-            return connection.read_response()
-    finally:
-        pool.release(connection)
+            try:
+                reply = connection.read_response()
+            except NoScriptError:
+                load = [_resp("SCRIPT", "LOAD", script.script)]
+                connection.send_packed_command(load, check_health=False)
+                connection.read_response()
+                connection.send_packed_command(payload, check_health=False)
+                reply = connection.read_response()
+        except ResponseError:  # a whole reply, read: the connection is sound
+            idle.append(connection)
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        idle.append(connection)
+        return reply
 
 
 def _gcra_reply(reply: int) -> tuple[bool, float]:
@@ -396,7 +416,7 @@ class RedisStorage(BreakerStorage):
         self._client: Any = None
         self._script: Any = None
         self._gcra_script: Any = None
-        self._pool: Any = None
+        self._connections: _Connections | None = None
         if not isinstance(sync_client, _redis.RedisCluster):
             # A cluster twin asks the cluster for its topology when made: that waits
             # for the first operation, where a failure falls back like any other.
@@ -418,7 +438,11 @@ class RedisStorage(BreakerStorage):
         client = _bounded_twin(self._given, self._timeout)
         self._client = client
         # A cluster client routes each call itself; a plain one hands us its pool.
-        self._pool = None if isinstance(client, _redis.RedisCluster) else client.connection_pool
+        self._connections = (
+            None
+            if isinstance(client, _redis.RedisCluster)
+            else _Connections(client.connection_pool)
+        )
         self._gcra_script = client.register_script(GCRA_SCRIPT)
         self._script = client.register_script(SCRIPT)
         return self._script
@@ -442,9 +466,9 @@ class RedisStorage(BreakerStorage):
         if not gcra:
             args = self._timed(args)
         script = self._gcra_script if gcra else self._script
-        if self._pool is None:
+        if self._connections is None:
             return script(keys=keys, args=args)
-        return _evalsha(self._pool, script, keys, args)
+        return self._connections.evalsha(script, keys, args)
 
     async def _run_async(self, keys: list[str], args: Sequence[Any]) -> Any:
         """Run the script once on the asyncio client, giving up after ``timeout``."""
