@@ -47,7 +47,6 @@ local H, W = KEYS[1], KEYS[2]
 local op = ARGV[1]
 local LEASE = 30000000  -- a trial slot not given back within 30 s is presumed lost
 local CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED, METRICS_ONLY = 1, 2, 3, 4, 5, 6
-local NAMES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
 -- The circuit's 28 fields, packed as big-endian doubles in one string: one GET and one
 -- SET per call, which costs Redis far less than a hash's many fields. Circuits written
 -- by an older version hold the first 25 only.
@@ -69,7 +68,7 @@ if op == 'r' and packed and #packed == 224 then
     struct.unpack(FORMAT, packed)
   local px = ARGV[2]  -- the TTL as the client wrote it (a number would be formatted)
   local fast = (st == CLOSED or st == METRICS_ONLY) and tonumber(px) ~= nil
-  local written, fresh = -1, false  -- the count window's slot to write; a key to make
+  local written, fresh, prior = -1, false, nil  -- the count window's slot, key, old code
   if fast then
     n_r = n_r + (tonumber(ARGV[3]) or 0)
     local stale = ARGV[6]
@@ -124,7 +123,11 @@ if op == 'r' and packed and #packed == 224 then
               break
             end
             if calls >= size then
-              local old = (string.byte(redis.call('GETRANGE', W, nxt, nxt)) or 48) - 48
+              -- One command reads the slot's old code and writes the new one (a byte
+              -- past the end reads 0, as GETRANGE's '' counts as 0); a trip puts it back.
+              prior = redis.call('BITFIELD', W, 'SET', 'u8', '#' .. nxt,
+                48 + failed + 2 * slw)[1]
+              local old = prior > 0 and prior - 48 or 0
               fails = fails - old % 2
               slow = slow - math.floor(old / 2)
             else
@@ -157,6 +160,7 @@ if op == 'r' and packed and #packed == 224 then
           if calls >= mc and (fails / calls >= threshold
               or (slow_rate ~= nil and slow / calls >= slow_rate)) then
             fast = false
+            if prior then redis.call('BITFIELD', W, 'SET', 'u8', '#' .. written, prior) end
             break
           end
         end
@@ -168,7 +172,7 @@ if op == 'r' and packed and #packed == 224 then
     -- ARGV[8] 'k': this client set the TTLs under a second ago, so they are kept
     -- (KEEPTTL), which costs Redis less than setting them again on every call.
     local keep = ARGV[8] == 'k'
-    if written >= 0 then
+    if written >= 0 and not prior then  -- (a full window's slot is written already)
       local c = string.byte(ARGV[5], 1)
       local code = ((c == 102 or c == 70) and 1 or 0) + ((c == 83 or c == 70) and 2 or 0)
       redis.call('SETRANGE', W, written, string.char(48 + code))
@@ -190,6 +194,8 @@ if op == 'r' and packed and #packed == 224 then
     return 2 * gen + (st == METRICS_ONLY and 1 or 0)
   end
 end
+
+local NAMES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
 
 -- The server's clock, read once and only when needed (a closed circuit's outcome
 -- needs no time): microseconds.
