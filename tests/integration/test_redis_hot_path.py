@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 import resilience
-from resilience import CircuitBreaker, CircuitState, CountWindow, FailureRate, TimeWindow
+from resilience import (
+    CircuitBreaker,
+    CircuitState,
+    CountWindow,
+    FailureRate,
+    StoredState,
+    TimeWindow,
+)
 from resilience.testing import FakeClock, InMemoryStorage
 
 redis = pytest.importorskip("redis")
@@ -215,3 +222,24 @@ def test_a_forked_child_uses_connections_of_its_own(redis_server: RedisServer) -
     stats = RedisStorage(redis_server.client()).read("fork")
     assert stats is not None
     assert stats["total_successes"] == 3
+
+
+def test_the_client_caches_stay_bounded(redis_server: RedisServer) -> None:
+    """Encoded arguments, decoded replies and TTL times are kept for a bounded set."""
+    from resilience import redis as shared
+
+    limit = shared._KEYS_CACHED
+    for n in range(limit + 10):
+        shared._resp("EVALSHA", n)
+    assert 0 < len(shared._ENCODED) <= limit
+    long = "s" * (shared._MAX_ENCODED + 1)  # a long batch is encoded afresh, never kept
+    assert shared._resp(long) == b"*1\r\n$%d\r\n%s\r\n" % (len(long), long.encode())
+    assert long not in shared._ENCODED
+    replies: dict[int, StoredState] = {}
+    for n in range(limit + 10):
+        assert shared._short(replies, 2 * n + 1).generation == n
+    assert 0 < len(replies) <= limit
+    storage = RedisStorage(redis_server.client())
+    for n in range(limit + 10):
+        storage._ttls_set(f"b{n}", 0.0)
+    assert 0 < len(storage._ttl_set) <= limit
