@@ -14,17 +14,24 @@ time (amortised for a time window: each bucket is listed once and dropped once).
 
 ARGV: 1 operation (a: admit, r: record, f: force, s: stats), 2 TTL in ms ('' keeps the
 stored one), 3 calls rejected from a cache, 4 generation, 5 outcomes, 6 stale outcomes,
-7 the policy (admit, record) or the state to force (force), 8 (force only) create ('1') or
-leave an unknown circuit alone ('0'), 9 (tests only, normally absent) the time in
-microseconds to use instead of the server's ``TIME``: the seam through which
-tests/integration/test_redis_model.py drives a real server with a fake clock. The policy
+7 the policy (admit, record) or the state to force (force), 8 for force: create ('1') or
+leave an unknown circuit alone ('0'); for record: 'k' when this client set the keys'
+TTLs under a second ago, so they may be kept (keys then expire between ttl - 1 s and ttl
+after the last use; a time window's key up to a second later than the state's), 9 (tests
+only, normally absent) the time in microseconds to use instead of the server's ``TIME``:
+the seam through which tests/integration/test_redis_model.py drives a real server with a
+fake clock. The policy
 is one string of comma-separated fields (few arguments keep the client's encoding
 cheap): c(onsecutive) or r(ate), threshold,
 window n(calls) or t(ime), window size (calls or seconds), minimum calls, slow-call rate
 ('' for none), success threshold, half-open slots, and the recovery waits in microseconds,
 separated by ';', for the 1st, 2nd, ... trip in a row (the last repeats).
 
-Reply: one comma-separated string (cheaper for the client to read than an array):
+A record served by the hot path (a CLOSED or METRICS_ONLY circuit that does not move)
+replies with one integer, ``2 * generation`` plus 1 for METRICS_ONLY: nothing else in the
+reply can differ there (no trial time, never left CLOSED, admitted, no shadow trip), and
+an integer costs neither side any formatting. Every other reply is one comma-separated
+string (cheaper for the client to read than an array):
 state, generation, microseconds until a trial (-1 if not OPEN), the time it left
 CLOSED (-1), now (0 when the time it left CLOSED is -1, since the server's clock is read
 only when needed), admitted (1/0), whether a metrics-only trip was counted (1/0); the
@@ -40,13 +47,155 @@ local H, W = KEYS[1], KEYS[2]
 local op = ARGV[1]
 local LEASE = 30000000  -- a trial slot not given back within 30 s is presumed lost
 local CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, DISABLED, METRICS_ONLY = 1, 2, 3, 4, 5, 6
-local NAMES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
 -- The circuit's 28 fields, packed as big-endian doubles in one string: one GET and one
 -- SET per call, which costs Redis far less than a hash's many fields. Circuits written
 -- by an older version hold the first 25 only.
 local FORMAT = '>dddddddddddddddddddddddddddd'
 local FORMAT_25 = '>ddddddddddddddddddddddddd'
 local BUCKET = '>dI4I4I4'  -- a closed time-window bucket: its index, calls, failures, slow
+
+local packed = redis.call('GET', H)
+
+-- The hot path, written straight (no closure is made, no number is formatted): outcomes
+-- reaching a CLOSED or METRICS_ONLY circuit that cause no transition and leave its
+-- window where it is. It computes first and writes last, so whenever it meets anything
+-- else (a trip, a window to reset or move on, an older layout) it has written nothing
+-- and the general path below runs the operation from the start. Field for field, it
+-- does what the general path would do.
+if op == 'r' and packed and #packed == 224 then
+  local st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails,
+    slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs =
+    struct.unpack(FORMAT, packed)
+  local px = ARGV[2]  -- the TTL as the client wrote it (a number would be formatted)
+  local fast = (st == CLOSED or st == METRICS_ONLY) and tonumber(px) ~= nil
+  local written, fresh, prior = -1, false, nil  -- the count window's slot, key, old code
+  if fast then
+    n_r = n_r + (tonumber(ARGV[3]) or 0)
+    local stale = ARGV[6]
+    for i = 1, #stale do
+      local c = string.byte(stale, i)  -- s S f F i
+      if c == 115 or c == 83 then
+        n_s = n_s + 1
+      elseif c == 102 or c == 70 then
+        n_f = n_f + 1
+      else
+        n_i = n_i + 1
+      end
+    end
+    local outcomes = ARGV[5]
+    local live = tonumber(ARGV[4]) == gen
+    local rate = string.byte(ARGV[7], 1) == 114  -- 'r'ate, else 'c'onsecutive
+    local threshold, wk, size, minimum, slow_rate  -- the policy, split when first needed
+    for i = 1, #outcomes do
+      local c = string.byte(outcomes, i)
+      local failed = (c == 102 or c == 70) and 1 or 0
+      if failed == 1 then
+        n_f = n_f + 1
+      elseif c == 105 then
+        n_i = n_i + 1
+      else
+        n_s = n_s + 1
+      end
+      if live and c ~= 105 then
+        if not rate then
+          pol, mc = 1, 0
+          if failed == 1 then
+            run, ok = run + 1, 0
+            if run >= tonumber(string.match(ARGV[7], '^c,([^,]*)')) then
+              fast = false
+              break
+            end
+          else
+            run, ok = 0, ok + 1
+          end
+        else
+          if not wk then
+            threshold, wk, size, minimum, slow_rate =
+              string.match(ARGV[7], '^r,([^,]*),(%a?),([^,]*),([^,]*),([^,]*),')
+            threshold, size, minimum = tonumber(threshold), tonumber(size), tonumber(minimum)
+            slow_rate = tonumber(slow_rate)
+          end
+          local slw = (c == 83 or c == 70) and 1 or 0
+          if wk == 'n' then
+            -- One outcome only: a later one could trip after its slot was planned.
+            if wkk ~= 1 or wks ~= size or #outcomes > 1 then
+              fast = false
+              break
+            end
+            if calls >= size then
+              -- One command reads the slot's old code and writes the new one (a byte
+              -- past the end reads 0, as GETRANGE's '' counts as 0); a trip puts it back.
+              prior = redis.call('BITFIELD', W, 'SET', 'u8', '#' .. nxt,
+                48 + failed + 2 * slw)[1]
+              local old = prior > 0 and prior - 48 or 0
+              fails = fails - old % 2
+              slow = slow - math.floor(old / 2)
+            else
+              fresh = calls == 0  -- the window's key is about to be made
+              calls = calls + 1
+            end
+            written = nxt
+            nxt = (nxt + 1) % size
+          else
+            if wkk ~= 3 or wks ~= size or head < 0 then
+              fast = false
+              break
+            end
+            local now = tonumber(ARGV[9])  -- a test's clock, or the server's
+            if not now then
+              local t = redis.call('TIME')
+              now = t[1] * 1000000 + t[2]
+            end
+            -- Only within the current bucket (or a clock that stepped back).
+            if math.floor(now / (size * 1000000 / math.ceil(size))) > head then
+              fast = false
+              break
+            end
+            cc, cf, cs = cc + 1, cf + failed, cs + slw
+            calls = calls + 1
+          end
+          fails = fails + failed
+          slow = slow + slw
+          pol, mc = 2, minimum
+          if calls >= mc and (fails / calls >= threshold
+              or (slow_rate ~= nil and slow / calls >= slow_rate)) then
+            fast = false
+            if prior then redis.call('BITFIELD', W, 'SET', 'u8', '#' .. written, prior) end
+            break
+          end
+        end
+      end
+    end
+  end
+  if fast then
+    ttl = tonumber(px)
+    -- ARGV[8] 'k': this client set the TTLs under a second ago, so they are kept
+    -- (KEEPTTL), which costs Redis less than setting them again on every call.
+    local keep = ARGV[8] == 'k'
+    if written >= 0 and not prior then  -- (a full window's slot is written already)
+      local c = string.byte(ARGV[5], 1)
+      local code = ((c == 102 or c == 70) and 1 or 0) + ((c == 83 or c == 70) and 2 or 0)
+      redis.call('SETRANGE', W, written, string.char(48 + code))
+    end
+    local data = struct.pack(FORMAT, st, gen, since, retry, trips, run, ok, trial, trial_at,
+      chg, wkk, wks, calls, fails, slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl,
+      cc, cf, cs)
+    if keep then
+      if data ~= packed then redis.call('SET', H, data, 'KEEPTTL') end
+    elseif data ~= packed then
+      redis.call('SET', H, data, 'PX', px)
+    else
+      redis.call('PEXPIRE', H, px)
+    end
+    -- A time window's key needs nothing: each bucket change takes the general path.
+    if wkk == 1 and (fresh or not keep) then redis.call('PEXPIRE', W, px) end
+    -- The short reply (see the module docstring): an integer, which costs neither side
+    -- any formatting; exact while 2 * gen < 2^53 (gen is a time in µs: until 2112).
+    return 2 * gen + (st == METRICS_ONLY and 1 or 0)
+  end
+end
+
+local NAMES = {'closed', 'open', 'half_open', 'forced_open', 'disabled', 'metrics_only'}
 
 -- The server's clock, read once and only when needed (a closed circuit's outcome
 -- needs no time): microseconds.
@@ -68,7 +217,6 @@ end
 -- window's next slot, or the time window's oldest listed bucket (0: none).
 local st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails
 local slow, nxt, head, shadow, n_s, n_f, n_r, n_i, pol, mc, ttl, cc, cf, cs
-local packed = redis.call('GET', H)
 if packed then
   if #packed == 200 then
     st, gen, since, retry, trips, run, ok, trial, trial_at, chg, wkk, wks, calls, fails,
@@ -325,7 +473,13 @@ if data ~= packed then
 else
   redis.call('PEXPIRE', H, ttl)
 end
-if wkk > 0 then redis.call('PEXPIRE', W, ttl) end
+-- A time window's buckets outlive the state by a bucket (at most 1 s): the hot path
+-- refreshes the state's TTL alone, within the bucket of the last call that came here.
+if wkk == 3 then
+  redis.call('PEXPIRE', W, ttl + 1000)
+elseif wkk > 0 then
+  redis.call('PEXPIRE', W, ttl)
+end
 
 -- The time is read for the reply only when it means something there (since is set).
 local retry_in = -1

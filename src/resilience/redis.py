@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import os
+import time
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote, unquote
 
@@ -27,7 +29,7 @@ try:
     import redis.asyncio.connection as _aconnection
     from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import NoScriptError, ResponseError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError(
@@ -63,23 +65,16 @@ _NO_CLIENT_SETINFO: Final = (
 _ASYNC_ONLY: Final = frozenset(
     {"parser_class", "redis_connect_func", "event_dispatcher", "command_packer", "encoder_class"}
 )
-# redis-py 5.3 made get_connection()'s command name optional (and then deprecated it).
-_GET_PARAMS: Final = list(
-    inspect.signature(_redis.ConnectionPool.get_connection).parameters.values()
-)
-_GET_CONNECTION_ARGS: Final = (
-    ("EVALSHA",)
-    if len(_GET_PARAMS) > 1
-    and _GET_PARAMS[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-    and _GET_PARAMS[1].default is inspect.Parameter.empty
-    else ()
-)
 _ASYNC_TO_SYNC: Final = {
     _aconnection.Connection: _redis.Connection,
     _aconnection.SSLConnection: _redis.SSLConnection,
     _aconnection.UnixDomainSocketConnection: _redis.UnixDomainSocketConnection,
 }
 _KEYS_CACHED: Final = 4096  # names (and configs) whose encoding is kept
+_MAX_ENCODED: Final = 512  # longer arguments (batches of outcomes) are encoded afresh
+# A client that set a circuit's TTLs this recently lets the script keep them (KEEPTTL):
+# keys then expire between ttl - 1 s and ttl after the circuit's last use.
+_KEEP_TTL_FOR: Final = 1.0
 _OPERATOR_STATES: Final = frozenset(
     {
         CircuitState.CLOSED,
@@ -114,6 +109,25 @@ def _stored(fields: Sequence[str]) -> StoredState:
     )
 
 
+def _short(cache: dict[int, StoredState], reply: int) -> StoredState:
+    """Decode the script's short reply: ``2 * generation`` (+1 for METRICS_ONLY).
+
+    The hot path's circuits do not move (the generation is the same call after call),
+    so the few distinct replies are decoded once and their answers shared.
+    """
+    stored = cache.get(reply)
+    if stored is None:
+        generation, metrics_only = divmod(reply, 2)
+        stored = StoredState(
+            state=CircuitState.METRICS_ONLY if metrics_only else CircuitState.CLOSED,
+            generation=generation,
+        )
+        if len(cache) >= _KEYS_CACHED:
+            cache.clear()
+        cache[reply] = stored
+    return stored
+
+
 def _number(name: str, value: object) -> str:
     """Format a config number for the script, exactly (repr round-trips floats)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -121,37 +135,84 @@ def _number(name: str, value: object) -> str:
     return repr(value)
 
 
+# Encoded arguments, by value: a breaker sends the same few (its keys, policy, TTL,
+# generation, one outcome) call after call, and encoding them anew costs more than this.
+_ENCODED: dict[bytes | str | int, bytes] = {}
+
+
+def _bulk(part: bytes | str | int) -> bytes:
+    """Encode one argument in the Redis protocol, remembering it (see ``_ENCODED``)."""
+    data = part if isinstance(part, bytes) else str(part).encode()
+    encoded = b"$%d\r\n%s\r\n" % (len(data), data)
+    if len(data) <= _MAX_ENCODED:
+        if len(_ENCODED) >= _KEYS_CACHED:
+            _ENCODED.clear()
+        _ENCODED[part] = encoded
+    return encoded
+
+
 def _resp(*parts: bytes | str | int) -> bytes:
-    """Encode one command in the Redis protocol (what redis-py's packer would send)."""
-    chunks = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part if isinstance(part, bytes) else str(part).encode()
-        chunks.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(chunks)
+    """Encode one command in the Redis protocol (what redis-py's packer would send).
 
-
-def _evalsha(pool: Any, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-    """Run ``script`` as one packet on one pooled connection and return the raw reply.
-
-    This is redis-py's ``Script.__call__`` without its generic command path (argument
-    encoding, retry wrapper, events), which costs a fifth of a loopback round trip
-    (``benchmarks/bench_redis.py``). A server that lost the script (``SCRIPT FLUSH``, a
-    restart) gets it again once, on the same connection.
+    Arguments are ``str``, ``bytes`` or ``int``, never a ``bool`` or a ``float`` (which
+    would find the encoding of the equal ``int``).
     """
-    payload = [_resp("EVALSHA", script.sha, len(keys), *keys, *args)]
-    connection = pool.get_connection(*_GET_CONNECTION_ARGS)
-    try:
-        connection.send_packed_command(payload, check_health=False)
+    encoded = _ENCODED
+    return b"*%d\r\n" % len(parts) + b"".join([encoded.get(part) or _bulk(part) for part in parts])
+
+
+class _Connections:
+    """The storage's own idle connections to one server, for its script calls.
+
+    redis-py's pool spends more on a checkout and return (a probe of the socket, events,
+    metrics) than Redis spends running the script, so the storage keeps its connections
+    itself: a list that threads pop from and push back to (atomic under the GIL). A
+    connection goes back only after a whole reply was read; any other error or
+    interruption (a timeout, an exception raised by a signal handler) closes it, so a
+    half-read reply never meets the next call. A forked child never uses its parent's
+    sockets: it starts with none.
+    """
+
+    __slots__ = ("_idle", "_pid", "_pool")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def evalsha(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` as one packet and return the raw reply.
+
+        This is redis-py's ``Script.__call__`` without its generic command path (argument
+        encoding, retry wrapper, events). A server that lost the script (``SCRIPT
+        FLUSH``, a restart) gets it again once, on the same connection.
+        """
+        payload = [_resp("EVALSHA", script.sha, len(keys), *keys, *args)]
+        if os.getpid() != self._pid:  # a forked child: those sockets are the parent's
+            self._idle, self._pid = [], os.getpid()
+        idle = self._idle
         try:
-            return connection.read_response()
-        except NoScriptError:
-            load = [_resp("SCRIPT", "LOAD", script.script)]
-            connection.send_packed_command(load, check_health=False)
-            connection.read_response()
+            connection = idle.pop()
+        except IndexError:  # none idle (another thread may have taken the last one)
+            connection = self._pool.make_connection()
+        try:
             connection.send_packed_command(payload, check_health=False)
-            return connection.read_response()
-    finally:
-        pool.release(connection)
+            try:
+                reply = connection.read_response()
+            except NoScriptError:
+                load = [_resp("SCRIPT", "LOAD", script.script)]
+                connection.send_packed_command(load, check_health=False)
+                connection.read_response()
+                connection.send_packed_command(payload, check_health=False)
+                reply = connection.read_response()
+        except ResponseError:  # a whole reply, read: the connection is sound
+            idle.append(connection)
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        idle.append(connection)
+        return reply
 
 
 def _gcra_reply(reply: int) -> tuple[bool, float]:
@@ -355,7 +416,7 @@ class RedisStorage(BreakerStorage):
         self._client: Any = None
         self._script: Any = None
         self._gcra_script: Any = None
-        self._pool: Any = None
+        self._connections: _Connections | None = None
         if not isinstance(sync_client, _redis.RedisCluster):
             # A cluster twin asks the cluster for its topology when made: that waits
             # for the first operation, where a failure falls back like any other.
@@ -364,6 +425,8 @@ class RedisStorage(BreakerStorage):
         self._keys: dict[str, list[str]] = {}
         self._limit_keys: dict[tuple[str, str | None], list[str]] = {}
         self._limit_args: dict[tuple[float, float, float], tuple[str, str, str]] = {}
+        self._replies: dict[int, StoredState] = {}
+        self._ttl_set: dict[str, float] = {}  # name: when this client last set its TTLs
 
     @property
     def timeout(self) -> float:
@@ -375,7 +438,11 @@ class RedisStorage(BreakerStorage):
         client = _bounded_twin(self._given, self._timeout)
         self._client = client
         # A cluster client routes each call itself; a plain one hands us its pool.
-        self._pool = None if isinstance(client, _redis.RedisCluster) else client.connection_pool
+        self._connections = (
+            None
+            if isinstance(client, _redis.RedisCluster)
+            else _Connections(client.connection_pool)
+        )
         self._gcra_script = client.register_script(GCRA_SCRIPT)
         self._script = client.register_script(SCRIPT)
         return self._script
@@ -399,9 +466,9 @@ class RedisStorage(BreakerStorage):
         if not gcra:
             args = self._timed(args)
         script = self._gcra_script if gcra else self._script
-        if self._pool is None:
+        if self._connections is None:
             return script(keys=keys, args=args)
-        return _evalsha(self._pool, script, keys, args)
+        return self._connections.evalsha(script, keys, args)
 
     async def _run_async(self, keys: list[str], args: Sequence[Any]) -> Any:
         """Run the script once on the asyncio client, giving up after ``timeout``."""
@@ -482,15 +549,30 @@ class RedisStorage(BreakerStorage):
         rejected: int = 0,
     ) -> StoredState:
         """Record outcomes (one script call); see ``BreakerStorage.record``."""
-        args = self._args(
+        now = time.monotonic()
+        keep = now - self._ttl_set.get(name, -math.inf) < _KEEP_TTL_FOR
+        args = (
             "r",
+            self._ttl_ms,
+            rejected,
+            generation,
+            outcomes,
+            stale,
             self._policy(config),
-            rejected=rejected,
-            generation=generation,
-            outcomes=outcomes,
-            stale=stale,
+            "k" if keep else "",
         )
-        return _stored(_fields(self._run(keys=self._keys_of(name), args=args)))
+        reply = self._run(self._keys_of(name), args)
+        if not keep:
+            self._ttls_set(name, now)
+        if type(reply) is int:
+            return _short(self._replies, reply)
+        return _stored(_fields(reply))
+
+    def _ttls_set(self, name: str, now: float) -> None:
+        """Note that the script has just set the TTLs of ``name``'s keys."""
+        if len(self._ttl_set) >= _KEYS_CACHED:
+            self._ttl_set.clear()
+        self._ttl_set[name] = now
 
     async def admit_async(
         self, name: str, config: Mapping[str, Any], *, rejected: int = 0
@@ -521,15 +603,24 @@ class RedisStorage(BreakerStorage):
                 stale=stale,
                 rejected=rejected,
             )
-        args = self._args(
+        now = time.monotonic()
+        keep = now - self._ttl_set.get(name, -math.inf) < _KEEP_TTL_FOR
+        args = (
             "r",
+            self._ttl_ms,
+            rejected,
+            generation,
+            outcomes,
+            stale,
             self._policy(config),
-            rejected=rejected,
-            generation=generation,
-            outcomes=outcomes,
-            stale=stale,
+            "k" if keep else "",
         )
-        return _stored(_fields(await self._run_async(keys=self._keys_of(name), args=args)))
+        reply = await self._run_async(keys=self._keys_of(name), args=args)
+        if not keep:
+            self._ttls_set(name, now)
+        if type(reply) is int:
+            return _short(self._replies, reply)
+        return _stored(_fields(reply))
 
     def force(self, name: str, state: CircuitState, *, create: bool = True) -> StoredState | None:
         """Force an operator state for every process at once; see ``BreakerStorage.force``.
