@@ -157,7 +157,7 @@ def test_metrics_only_circuits_read_the_short_reply(redis_server: RedisServer) -
     for _ in range(3):
         breaker.call(ok)
     assert breaker.state is CircuitState.METRICS_ONLY
-    config = breaker._config
+    config = breaker._circuit.config
     gen = storage.record("shadow", config, generation=-1, outcomes="").generation
     stored = storage.record("shadow", config, generation=gen, outcomes="s")
     assert (stored.state, stored.generation, stored.admitted) == (
@@ -186,7 +186,7 @@ def test_a_connection_interrupted_mid_call_is_closed_not_reused(
 
     connection.read_response = read_response  # the reply is left unread on the socket
     with pytest.raises(Interrupted):
-        storage.record("cut", breaker._config, generation=-1, outcomes="s")
+        storage.record("cut", breaker._circuit.config, generation=-1, outcomes="s")
     assert connections._idle == []
     del connection.read_response
     for _ in range(3):
