@@ -7,16 +7,15 @@ Compares, against one redis-server in one run:
 - pybreaker's ``CircuitBreaker`` over its ``CircuitRedisStorage``.
 
 Round trips are counted on the client (packets sent by the connection) and commands on
-the server (``CONFIG RESETSTAT`` then ``INFO commandstats``). Results are printed as
-ns/call, calls/s and ratios, since absolute numbers depend on the machine.
+the server (``CONFIG RESETSTAT`` then ``INFO commandstats``). Results are printed as a
+markdown table of ns/call, calls/s and ratios, since absolute numbers depend on the machine.
 
-Usage: python benchmarks/bench_redis.py [--calls N] [--redis URL]
+Usage: python benchmarks/bench_redis.py [--quick] [--calls N] [--redis URL]
 (without --redis it starts a throwaway redis-server on a free loopback port).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import socket
 import subprocess
@@ -24,14 +23,16 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import pybreaker
 import redis
 
+import _timing
 from resilience import CircuitBreaker
 from resilience.redis import RedisStorage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+pybreaker = _timing.optional("pybreaker")
 
 # Commands the RedisStorage script runs inside Redis: commandstats counts them too.
 INSIDE_SCRIPT = {
@@ -144,11 +145,17 @@ def measure(
     return results
 
 
+OURS = "resilience + RedisStorage"
+PEER = "pybreaker + CircuitRedisStorage"
+SCALE = "(an empty Lua script, for scale)"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser = _timing.parser(__doc__)
+    parser.add_argument("--calls", type=int, default=None, help="default 20,000 (quick 3,000)")
     parser.add_argument("--redis", default=None)
     args = parser.parse_args()
+    n = args.calls or (3_000 if args.quick else 20_000)
     process = None
     url = args.redis
     if url is None:
@@ -170,55 +177,83 @@ def main() -> None:
             failure_threshold=5,
             storage=RedisStorage(counting_client(url), cache_ttl=0.1),
         )
-        py = pybreaker.CircuitBreaker(
-            fail_max=5,
-            reset_timeout=30,
-            state_storage=pybreaker.CircuitRedisStorage(
-                pybreaker.STATE_CLOSED, counting_client(url), namespace="bench-pybreaker"
-            ),
-        )
-        n = args.calls
         empty = admin.register_script("return 1")
-        results = measure(
-            [
-                ("bare call", work, n * 10),
-                ("resilience, in memory", lambda: memory.call(work), n * 10),
-                ("resilience + RedisStorage", lambda: shared.call(work), n),
-                ("resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n),
-                ("(an empty Lua script, for scale)", empty, n),
-                ("pybreaker + CircuitRedisStorage", lambda: py.call(work), n),
-            ],
-            admin,
-        )
-        baseline = results[-2]
+        rows: list[tuple[str, Callable[[], object], int]] = [
+            ("bare call", work, n * 10),
+            ("resilience, in memory", lambda: memory.call(work), n * 10),
+            (OURS, lambda: shared.call(work), n),
+            ("resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n),
+            (SCALE, empty, n),
+        ]
+        if pybreaker is not None:
+            py = pybreaker.CircuitBreaker(
+                fail_max=5,
+                reset_timeout=30,
+                state_storage=pybreaker.CircuitRedisStorage(
+                    pybreaker.STATE_CLOSED, counting_client(url), namespace="bench-pybreaker"
+                ),
+            )
+            rows.append((PEER, lambda: py.call(work), n))
+        results = {r["label"]: r for r in measure(rows, admin)}
     finally:
         if process is not None:
             process.kill()
             process.wait()
-    bare = results[0]["ns"]
-    pyb = results[-1]["per_s"]
-    print(
-        f"{'':42} {'ns/call':>10} {'calls/s':>10} {'x bare':>8} {'x pybreaker':>12} "
-        f"{'trips/call':>11} {'cmds/call':>10} {'Redis cmds':>11} {'server us':>10}"
+    report(results)
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    """Print the table, what its columns mean, and the targets."""
+    bare = results["bare call"]["ns"]
+    peer = results.get(PEER)
+    scale = results.pop(SCALE)
+    _timing.table(
+        [
+            "setup",
+            "ns/call",
+            "calls/s",
+            "× bare",
+            "× pybreaker calls/s",
+            "trips/call",
+            "cmds/call",
+            "Redis cmds",
+            "server µs",
+        ],
+        [
+            (
+                label,
+                _timing.ns(r["ns"]),
+                f"{r['per_s']:,.0f}",
+                _timing.times(r["ns"] / bare),
+                _timing.times(r["per_s"] / peer["per_s"], 2) if peer else "-",
+                f"{r['trips']:.3f}",
+                f"{r['issued']:.3f}",
+                f"{r['commands']:.3f}",
+                f"{r['usec']:.1f}",
+            )
+            for label, r in results.items()
+        ],
     )
-    for r in results:
-        if r is baseline:
-            continue
-        print(
-            f"{r['label']:42} {r['ns']:>10.0f} {r['per_s']:>10.0f} {r['ns'] / bare:>8.1f} "
-            f"{r['per_s'] / pyb:>12.2f} {r['trips']:>11.3f} {r['issued']:>10.3f} "
-            f"{r['commands']:>11.3f} {r['usec']:>10.1f}"
-        )
     print(
-        "trips/call: packets the client sent; cmds/call: commands it issued (server count,"
+        "\ntrips/call: packets the client sent; cmds/call: commands it issued (server count,"
         " commands run inside our script excluded); Redis cmds: every command the server"
-        " ran, inside scripts included; server us: Redis's time per call (commandstats)"
+        " ran, inside scripts included; server µs: Redis's time per call (commandstats)."
+        f" Scale: an empty EVALSHA costs this server {scale['usec']:.1f} µs"
+        f" and the client {scale['ns'] / 1000:.0f} µs per call in this run."
     )
-    print(
-        f"scale: an empty EVALSHA costs this server {baseline['usec']:.1f} us "
-        f"and the client {baseline['ns'] / 1000:.0f} us per call in this run"
-    )
-    print(f"python {sys.version.split()[0]}, redis-py {redis.__version__}")
+    print(f"\npython {sys.version.split()[0]}, redis-py {redis.__version__}")
+    ours = results[OURS]
+    goals = [
+        _timing.at_most(10, "our script's server time ≤ 10 µs per call", ours["usec"], 10, "µs"),
+        _timing.at_most(6, "one round trip per call", ours["trips"], 1, "round trips"),
+    ]
+    if peer:
+        goals.append(
+            _timing.at_least(
+                10, "default mode ≥ 1.8× pybreaker's calls/s", ours["per_s"] / peer["per_s"], 1.8
+            )
+        )
+    _timing.targets(goals)
 
 
 if __name__ == "__main__":
