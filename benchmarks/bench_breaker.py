@@ -137,22 +137,14 @@ class CircuitBreakerLib(Peer):
         return self.mod.CircuitBreaker(name=name)
 
 
-class AioBreaker(Peer):
-    name = "aiobreaker"
+class AioBreaker(PyBreaker):
+    """pybreaker's asyncio fork: the same API, but its time-out is a ``timedelta``."""
 
-    def __init__(self, module: Any) -> None:
-        self.mod = module
+    name = "aiobreaker"
+    has_async = True
 
     def closed(self) -> Any:
         return self.mod.CircuitBreaker(fail_max=10**9, timeout_duration=timedelta(hours=1))
-
-    def opened(self) -> Any:
-        breaker = self.closed()
-        breaker.open()
-        return breaker
-
-    def named(self, name: str) -> Any:
-        return self.mod.CircuitBreaker(name=name)
 
 
 def _peers() -> list[Peer]:

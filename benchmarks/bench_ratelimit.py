@@ -17,9 +17,6 @@ Usage: python benchmarks/bench_ratelimit.py [--quick] [--redis URL]
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 import _timing
+from _redis_server import CountingConnection, counting_client, start_server
 from resilience import RateLimiter
 from resilience.redis import RedisStorage
 
@@ -37,17 +35,6 @@ limits = _timing.optional("limits")
 if limits is not None:
     import limits.storage
     import limits.strategies
-
-
-class CountingConnection(redis.Connection):
-    """A connection that counts the packets it sends: one per round trip."""
-
-    sent = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Count one round trip, then send."""
-        CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
 
 
 def local(timing: _timing.Plan) -> float:
@@ -79,33 +66,6 @@ def local(timing: _timing.Plan) -> float:
         + [(label, _timing.ns(t.ns), _timing.times(t.ratio)) for label, t in results.items()],
     )
     return results["try_acquire(), admitted"].ratio
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    """Start a throwaway redis-server on a free loopback port."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(  # a fixed binary and arguments
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(500):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.01)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
-def counting_client(url: str) -> redis.Redis:
-    """A client whose round trips are counted."""
-    return redis.Redis(
-        connection_pool=redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    )
 
 
 ROUNDS = 5

@@ -16,9 +16,6 @@ Usage: python benchmarks/bench_redis.py [--quick] [--calls N] [--redis URL]
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 import _timing
+from _redis_server import CountingConnection, counting_client, start_server
 from resilience import CircuitBreaker
 from resilience.redis import RedisStorage
 
@@ -47,41 +45,6 @@ INSIDE_SCRIPT = {
     "lpop",
     "lindex",
 }
-
-
-class CountingConnection(redis.Connection):
-    """A connection that counts the packets it sends: one per round trip."""
-
-    sent = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Count one round trip, then send."""
-        CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(500):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.01)
-    return process, port
-
-
-def counting_client(url: str) -> redis.Redis:
-    pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return redis.Redis(connection_pool=pool)
 
 
 ROUNDS = 5
@@ -159,8 +122,7 @@ def main() -> None:
     process = None
     url = args.redis
     if url is None:
-        process, port = start_server()
-        url = f"redis://127.0.0.1:{port}/0"
+        process, url = start_server()
     admin = redis.Redis.from_url(url)
     admin.flushall()
     try:
