@@ -75,7 +75,8 @@ def run_suites(*, quick: bool) -> str:
     python = f"Python {platform.python_version()} ({platform.python_implementation()})"
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
     mode = "`--quick`" if quick else "full length"
-    parts = [f"Run {when} ({mode}); {python}, {machine}.\n"]
+    parts = []
+    outputs: dict[str, str] = {}
     for title, script, full, short, needs in SUITES:
         if needs is not None and shutil.which(needs) is None:
             parts.append(f"## {title}\n\nSkipped: `{needs}` is not installed.\n")
@@ -92,10 +93,36 @@ def run_suites(*, quick: bool) -> str:
         if result.returncode != 0:
             parts.append(f"## {title}\n\n`{script}` failed:\n\n```text\n{result.stderr}\n```\n")
             continue
+        outputs[title] = result.stdout
         parts.append(
             f"## {title}\n\n`benchmarks/{script}` ({took:.0f} s)\n\n{_markdown(result.stdout)}\n"
         )
-    return "\n".join(parts)
+    head = f"Run {when} ({mode}); {python}, {machine}.\n"
+    return "\n".join([head, summary(outputs), *parts])
+
+
+def summary(outputs: dict[str, str]) -> str:
+    """Collect the rows of every script's "Targets" table into one table, by benchmark."""
+    rows = []
+    for title, output in outputs.items():
+        in_targets = False
+        for line in output.splitlines():
+            if line.startswith("### "):
+                in_targets = line == "### Targets"
+            elif in_targets and line.startswith("| #"):
+                rows.append(f"| {title} {line}")
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "## Targets at a glance\n",
+            "Each issue's targets, met or missed in this run; the tables below give the detail.\n",
+            "| benchmark | issue | target | this run | met |",
+            "|---|---|---|---:|---|",
+            *rows,
+            "",
+        ]
+    )
 
 
 def splice(page: str | None, report: str) -> str:
