@@ -1,6 +1,7 @@
 """What a switched-off Chaos costs, as ratios to a bare call timed in the same rounds.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_chaos.py``. Prints a markdown table.
+Run: ``python benchmarks/bench_chaos.py`` (``--quick`` for a short run). Prints a markdown
+table.
 
 Rows:
 
@@ -14,87 +15,59 @@ Rows:
 - ``enabled=callable`` returning False, decorator: a feature-flag switch.
 - enabled, ``rate=0``: the cost of deciding (the switch, one random draw, a count).
 
-Each figure is the best of several interleaved rounds; compare ratios, not nanoseconds.
+Each figure is the best of several interleaved rounds (``_timing.compare``) and each ratio
+that over the bare call's best; compare ratios, not nanoseconds.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import TYPE_CHECKING, Any
 
+import _timing
 from resilience.chaos import Chaos
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-ROUNDS = 9
-ROUND_SECONDS = 0.04
 
 
 def ok() -> int:
     return 1
 
 
-def _calibrate(run: Callable[[int], float]) -> int:
-    n = 10
-    while run(n) < ROUND_SECONDS / 4:
-        n *= 4
-    return n
-
-
-def time_sync(candidates: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Return the best ns per call of each candidate, timed in interleaved rounds."""
-
-    def runner(func: Callable[[], Any]) -> Callable[[int], float]:
-        def run(n: int) -> float:
-            started = time.perf_counter()
-            for _ in range(n):
-                func()
-            return time.perf_counter() - started
-
-        return run
-
-    runs = {name: runner(func) for name, func in candidates.items()}
-    sizes = {name: _calibrate(run) for name, run in runs.items()}
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(ROUNDS):
-        for name, run in runs.items():
-            best[name] = min(best[name], run(sizes[name]) / sizes[name] * 1e9)
-    return best
-
-
 def main() -> None:
+    args = _timing.parser(__doc__).parse_args()
+    timing = _timing.plan(quick=args.quick)
     off = Chaos(fault=ConnectionError, rate=1.0, enabled=False)
     armed = Chaos(fault=ConnectionError, rate=0.001)
     always = Chaos(fault=ConnectionError, rate=1.0)
     flagged = Chaos(fault=ConnectionError, rate=1.0, enabled=lambda: False)
     idle = Chaos(fault=ConnectionError, rate=0.0)
-    killed = armed(ok)
-    candidates: dict[str, Callable[[], Any]] = {
-        "bare call": ok,
-        "`enabled=False`, decorator": off(ok),
-        "`enabled=False`, `call()`": lambda: off.call(ok),
-        "`RESILIENCE_CHAOS=off`, `rate=0.001`, decorator": killed,
-        "`RESILIENCE_CHAOS=off`, `rate=1.0`, decorator": always(ok),
-        "`enabled=callable` (False), decorator": flagged(ok),
-    }
+    bare = _timing.loop(ok)
     os.environ["RESILIENCE_CHAOS"] = "off"
     try:
-        best = time_sync(candidates)
+        switched_off = _timing.compare(
+            {
+                "`enabled=False`, decorator": _timing.loop(off(ok)),
+                "`enabled=False`, `call()`": _timing.loop(lambda: off.call(ok)),
+                "`RESILIENCE_CHAOS=off`, `rate=0.001`, decorator": _timing.loop(armed(ok)),
+                "`RESILIENCE_CHAOS=off`, `rate=1.0`, decorator": _timing.loop(always(ok)),
+                "`enabled=callable` (False), decorator": _timing.loop(flagged(ok)),
+            },
+            bare,
+            timing=timing,
+        )
     finally:
         del os.environ["RESILIENCE_CHAOS"]
     # Timed in its own rounds, with the switch unset as in production.
-    armed_best = time_sync({"bare call": ok, "enabled, `rate=0`, decorator": idle(ok)})
-    print("| scenario | ns/call | × bare call |")
-    print("|---|---:|---:|")
-    bare = best.pop("bare call")
-    print(f"| bare call | {bare:,.0f} | 1.0× |")
-    for name, ns in best.items():
-        print(f"| {name} | {ns:,.0f} | {ns / bare:.1f}× |")
-    armed_bare = armed_best.pop("bare call")
-    for name, ns in armed_best.items():
-        print(f"| {name} | {ns:,.0f} | {ns / armed_bare:.1f}× |")
+    deciding = _timing.compare(
+        {"enabled, `rate=0`, decorator": _timing.loop(idle(ok))}, bare, timing=timing
+    )
+    rows = switched_off | deciding
+    first = next(iter(rows.values()))
+    _timing.table(
+        ["scenario", "ns/call", "× bare call"],
+        [("bare call", _timing.ns(first.baseline_ns), "1.0×")]
+        + [(label, _timing.ns(t.ns), _timing.times(t.best_ratio)) for label, t in rows.items()],
+    )
+    disabled = switched_off["`enabled=False`, decorator"].best_ratio
+    _timing.targets([_timing.at_most(13, "`enabled=False` ≤ 3× a bare call", disabled, 3)])
 
 
 if __name__ == "__main__":

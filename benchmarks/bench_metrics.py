@@ -1,6 +1,6 @@
 """Benchmark resilience.metrics: scrape time and memory for many breakers, and call cost.
 
-Run: PYTHONPATH=src python benchmarks/bench_metrics.py [--breakers 10000] [--scrapes 7]
+Run: python benchmarks/bench_metrics.py [--breakers 10000] [--scrapes 7] [--quick]
 
 Prints markdown tables:
 - the time of one scrape of N breakers, rendered by the metrics server
@@ -8,23 +8,22 @@ Prints markdown tables:
   prometheus_client's ``generate_latest`` on the same registry (what a hand-mounted
   ``make_wsgi_app`` does), with the memory a scrape allocates at its peak;
 - the cost of ``breaker.call`` with and without the collector registered, in ns per call
-  and as a ratio to a bare call measured in the same run. Metrics add nothing to the call
-  path, so the two should match within noise.
+  and as a ratio to a bare call measured in the same interleaved rounds (``_timing``).
+  Metrics add nothing to the call path, so the two should match within noise.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import time
-import timeit
 import tracemalloc
 import urllib.request
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+import _timing
 from resilience import BreakerRegistry, CircuitBreaker, CountWindow, FailureRate
 from resilience.metrics import _exposition, register_metrics, start_metrics_server
 
@@ -73,8 +72,8 @@ def peak_mib(func: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def scrape_table(count: int, runs: int) -> None:
-    """Print the scrape time and memory of ``count`` breakers."""
+def scrape_table(count: int, runs: int) -> float:
+    """Print the scrape time and memory of ``count`` breakers; return the in-process ms."""
     gc.collect()
     tracemalloc.start()
     breakers = make_breakers(count)
@@ -98,16 +97,21 @@ def scrape_table(count: int, runs: int) -> None:
             ("metrics server, HTTP GET, gzip", lambda: http("gzip")),
             ("prometheus_client generate_latest", lambda: generate_latest(registry)),
         ]
-        print(f"\n### One scrape of {count:,} breakers ({size / 2**20:.1f} MiB of text)\n")
+        _timing.heading(f"One scrape of {count:,} breakers ({size / 2**20:.1f} MiB of text)")
         print(f"The breakers hold {held:.1f} MiB; the collector keeps nothing between scrapes.\n")
-        print("| rendering | median ms | peak MiB allocated |")
-        print("|---|---:|---:|")
-        for label, func in rows:
-            print(f"| {label} | {median_ms(func, runs):.1f} | {peak_mib(func):.1f} |")
+        figures = [(label, median_ms(func, runs), peak_mib(func)) for label, func in rows]
+        _timing.table(
+            ["rendering", "median ms", "peak MiB allocated"],
+            [(label, f"{ms:.1f}", f"{mib:.1f}") for label, ms, mib in figures],
+        )
+    return figures[0][1]
 
 
-def call_table(number: int) -> None:
-    """Print the per-call cost of a breaker with and without metrics registered."""
+def call_table(timing: _timing.Plan) -> float:
+    """Print the per-call cost of a breaker with and without metrics registered.
+
+    Returns the with/without ratio of the consecutive-failures breaker's call.
+    """
     breakers = BreakerRegistry()
     breaker = breakers.get("hot")
     rated = breakers.get("hot-rate", policy=FailureRate())
@@ -116,40 +120,68 @@ def call_table(number: int) -> None:
     def bare() -> int:
         return 1
 
-    def cost(stmt: Callable[[], object]) -> float:
-        return min(timeit.repeat(stmt, number=number, repeat=15)) / number * 1e9
+    def measure() -> dict[str, _timing.Timing]:
+        return _timing.compare(
+            {
+                "breaker.call (consecutive failures)": _timing.loop(lambda: breaker.call(bare)),
+                "breaker.call (failure rate)": _timing.loop(lambda: rated.call(bare)),
+                "unnamed breaker.call": _timing.loop(lambda: anonymous.call(bare)),
+            },
+            _timing.loop(bare),
+            timing=timing,
+        )
 
-    def measure() -> list[tuple[str, float]]:
-        return [
-            ("bare call", cost(bare)),
-            ("breaker.call (consecutive failures)", cost(lambda: breaker.call(bare))),
-            ("breaker.call (failure rate)", cost(lambda: rated.call(bare))),
-            ("unnamed breaker.call", cost(lambda: anonymous.call(bare))),
-        ]
-
-    measure()  # warm up: the first pass pays for caches and frequency scaling
     before = measure()
     register_metrics(CollectorRegistry(), breakers)
     after = measure()
-    base_before, base_after = before[0][1], after[0][1]
-    print("\n### Cost of a call, metrics registered or not\n")
-    print("| call | ns/call without | ratio | ns/call with | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for (label, without), (_, with_) in zip(before, after, strict=True):
-        print(
-            f"| {label} | {without:.0f} | {without / base_before:.2f}x "
-            f"| {with_:.0f} | {with_ / base_after:.2f}x |"
-        )
+    _timing.heading("Cost of a call, metrics registered or not")
+    print("Best ns per call over interleaved rounds, and that over the bare call's best.\n")
+    first, later = next(iter(before.values())), next(iter(after.values()))
+    _timing.table(
+        ["call", "ns/call without", "ratio", "ns/call with", "ratio"],
+        [
+            (
+                "bare call",
+                _timing.ns(first.baseline_ns),
+                "1.00×",
+                _timing.ns(later.baseline_ns),
+                "1.00×",
+            )
+        ]
+        + [
+            (
+                label,
+                _timing.ns(without.ns),
+                _timing.times(without.best_ratio, 2),
+                _timing.ns(after[label].ns),
+                _timing.times(after[label].best_ratio, 2),
+            )
+            for label, without in before.items()
+        ],
+    )
+    key = "breaker.call (consecutive failures)"
+    return after[key].best_ratio / before[key].best_ratio
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark resilience.metrics.")
+    parser = _timing.parser(__doc__)
     parser.add_argument("--breakers", type=int, default=10_000)
     parser.add_argument("--scrapes", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=200_000)
     args = parser.parse_args()
-    scrape_table(args.breakers, args.scrapes)
-    call_table(args.calls)
+    scrape = scrape_table(args.breakers, args.scrapes)
+    registered = call_table(_timing.plan(quick=args.quick))
+    goals = [
+        _timing.at_most(
+            5, "`breaker.call` with metrics registered ≤ 1.10× without", registered, 1.1
+        )
+    ]
+    if args.breakers >= 10_000:
+        goals.insert(
+            0, _timing.at_most(5, "one scrape of 10,000 breakers ≤ 100 ms", scrape, 100, "ms")
+        )
+    else:
+        print(f"\n(the scrape target is for 10,000 breakers; this run scraped {args.breakers:,})")
+    _timing.targets(goals)
 
 
 if __name__ == "__main__":

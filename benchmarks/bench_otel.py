@@ -1,7 +1,7 @@
 """What OpenTelemetry costs: a call that emits no event, and one retry event.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_otel.py``. Prints a markdown table. Needs
-the ``dev`` extra (opentelemetry-sdk).
+Run: ``python benchmarks/bench_otel.py`` (``--quick`` for a short run). Prints a markdown
+table. Needs the ``dev`` extra (opentelemetry-sdk).
 
 Rows:
 
@@ -13,55 +13,23 @@ Rows:
   (the span event is then added too). The event is emitted the way ``Retry`` emits it.
 - the same event with nobody subscribed: the cost a strategy pays when OTel is off.
 
-Each figure is the best of several interleaved rounds; compare ratios, not nanoseconds.
+Each figure is the best of several interleaved rounds (``_timing.compare``; OTel is switched
+on or off before each run) and the ratio that over the baseline's best; compare ratios,
+not nanoseconds.
 """
 
 from __future__ import annotations
-
-import time
-from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
+import _timing
 from resilience import CircuitBreaker, _events, otel
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-ROUNDS = 9
-ROUND_SECONDS = 0.05
 
 
 def ok() -> int:
     return 1
-
-
-def best_ns(func: Callable[[], Any], n: int) -> float:
-    started = time.perf_counter()
-    for _ in range(n):
-        func()
-    return (time.perf_counter() - started) / n * 1e9
-
-
-def interleaved(
-    candidates: dict[str, tuple[Callable[[], Any], Callable[[], Any]]],
-) -> dict[str, float]:
-    """Time each (setup, func) pair in interleaved rounds; setup switches OTel on or off."""
-    sizes = {}
-    for name, (setup, func) in candidates.items():
-        setup()
-        n = 100
-        while best_ns(func, n) * n / 1e9 < ROUND_SECONDS / 4:
-            n *= 4
-        sizes[name] = n
-    best = dict.fromkeys(candidates, float("inf"))
-    for _ in range(ROUNDS):
-        for name, (setup, func) in candidates.items():
-            setup()
-            best[name] = min(best[name], best_ns(func, sizes[name]))
-    return best
 
 
 def main() -> None:
@@ -89,37 +57,51 @@ def main() -> None:
         if _events.subscribers:
             _events.emit("retry", "retry", "api", error, attempt=1, delay=0.0)
 
-    calls = interleaved(
-        {
-            "off": (otel_off, lambda: call(ok)),
-            "on": (otel_on, lambda: call(ok)),
-        }
-    )
-    events = interleaved(
-        {
-            "none": (otel_off, retry_event),
-            "on": (otel_on, retry_event),
-        }
-    )
+    args = _timing.parser(__doc__).parse_args()
+    timing = _timing.plan(quick=args.quick)
+    off = _timing.with_setup(otel_off, _timing.loop(lambda: call(ok)))
+    calls = _timing.compare(
+        {"on": _timing.with_setup(otel_on, _timing.loop(lambda: call(ok)))}, off, timing=timing
+    )["on"]
+    silent = _timing.with_setup(otel_off, _timing.loop(retry_event))
+    event = _timing.with_setup(otel_on, _timing.loop(retry_event))
+    events = _timing.compare({"on": event}, silent, timing=timing)["on"]
     with tracer.start_as_current_span("request"):
-        in_span = interleaved({"on": (otel_on, retry_event)})
+        in_span = _timing.compare({"on": event}, silent, timing=timing)["on"]
     otel_off()
     meters.shutdown()
     tracers.shutdown()
 
-    ratio = calls["on"] / calls["off"]
-    print("| scenario | ns | ratio / target |")
-    print("|---|---:|---:|")
-    print(f"| closed-breaker `call`, OTel off | {calls['off']:,.0f} | 1.00× |")
-    print(f"| closed-breaker `call`, OTel on | {calls['on']:,.0f} | {ratio:.2f}× (≤ 1.10×) |")
-    print(f"| `retry` event, nobody subscribed | {events['none']:,.0f} | - |")
-    print(
-        f"| `retry` event, OTel on, no span | {events['on']:,.0f} | "
-        f"{events['on'] / 1000:.2f} µs (≤ 5 µs) |"
+    _timing.table(
+        ["scenario", "ns", "ratio or µs"],
+        [
+            ("closed-breaker `call`, OTel off", _timing.ns(calls.baseline_ns), "1.00×"),
+            (
+                "closed-breaker `call`, OTel on",
+                _timing.ns(calls.ns),
+                _timing.times(calls.best_ratio, 2),
+            ),
+            ("`retry` event, nobody subscribed", _timing.ns(events.baseline_ns), "-"),
+            (
+                "`retry` event, OTel on, no span",
+                _timing.ns(events.ns),
+                f"{events.ns / 1000:.2f} µs",
+            ),
+            (
+                "`retry` event, OTel on, recording span",
+                _timing.ns(in_span.ns),
+                f"{in_span.ns / 1000:.2f} µs",
+            ),
+        ],
     )
-    print(
-        f"| `retry` event, OTel on, recording span | {in_span['on']:,.0f} | "
-        f"{in_span['on'] / 1000:.2f} µs (≤ 5 µs) |"
+    _timing.targets(
+        [
+            _timing.at_most(13, "closed call with OTel on ≤ 1.10× off", calls.best_ratio, 1.1),
+            _timing.at_most(13, "`retry` event with OTel on ≤ 5 µs", events.ns / 1000, 5, "µs"),
+            _timing.at_most(
+                13, "`retry` event in a recording span ≤ 5 µs", in_span.ns / 1000, 5, "µs"
+            ),
+        ]
     )
 
 

@@ -2,8 +2,9 @@
 
 Everything is measured in this process, in this run:
 - local: ``RateLimiter.try_acquire()`` (admitted, refused, keyed) as ns per call and as a
-  ratio to a bare call of a trivial function, timed in alternating rounds (the median of
-  the per-round ratios), beside the ``limits`` package's in-memory moving window;
+  ratio to a bare call of a trivial function, timed in interleaved rounds (the median of
+  the per-round ratios, ``_timing.compare``), beside the ``limits`` package's in-memory
+  moving window;
 - fleet: on one throwaway redis-server, decisions per second, round trips per decision
   (packets the client sent), Redis commands per decision (the server's
   ``INFO commandstats``, commands run inside scripts included) and the server's
@@ -16,71 +17,28 @@ Usage: python benchmarks/bench_ratelimit.py [--quick] [--redis URL]
 
 from __future__ import annotations
 
-import argparse
-import gc
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import limits
-import limits.storage
-import limits.strategies
 import redis
 
+import _timing
+from _redis_server import CountingConnection, counting_client, start_server
 from resilience import RateLimiter
 from resilience.redis import RedisStorage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-REPEAT = 7
+limits = _timing.optional("limits")
+if limits is not None:
+    import limits.storage
+    import limits.strategies
 
 
-class CountingConnection(redis.Connection):
-    """A connection that counts the packets it sends: one per round trip."""
-
-    sent = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Count one round trip, then send."""
-        CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
-
-
-def _loop(func: Callable[[], object]) -> Callable[[int], None]:
-    def body(n: int) -> None:
-        for _ in range(n):
-            func()
-
-    return body
-
-
-def _per_call(body: Callable[[int], None], number: int) -> float:
-    gc.collect()
-    start = time.perf_counter_ns()
-    body(number)
-    return (time.perf_counter_ns() - start) / number
-
-
-def paired(
-    func: Callable[[], object], baseline: Callable[[], object], number: int
-) -> tuple[float, float]:
-    """Best ns per call of ``func`` and the median per-round ratio to ``baseline``."""
-    best, ratios = float("inf"), []
-    for _ in range(REPEAT):
-        base = _per_call(_loop(baseline), number)
-        ns = _per_call(_loop(func), number)
-        best = min(best, ns)
-        ratios.append(ns / base)
-    return best, statistics.median(ratios)
-
-
-def local(number: int) -> None:
-    """Print the local decision's cost as ratios to a bare call."""
+def local(timing: _timing.Plan) -> float:
+    """Print the local decision's cost as ratios to a bare call; return the admitted one's."""
 
     def work() -> int:
         return 1
@@ -89,50 +47,25 @@ def local(number: int) -> None:
     refusing = RateLimiter(1.0, burst=1)
     refusing.try_acquire()
     keyed = RateLimiter(1e12, burst=2**40)
-    peer = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
-    item = limits.RateLimitItemPerSecond(10**9)
-    rows = [
-        ("bare call", work),
-        ("try_acquire(), admitted", admitting.try_acquire),
-        ("try_acquire(), refused", refusing.try_acquire),
-        ("try_acquire(key=...), admitted", lambda: keyed.try_acquire(key="tenant-1")),
-        ("limits MovingWindow + MemoryStorage, hit()", lambda: peer.hit(item, "tenant-1")),
-    ]
-    print("## Local decision (ns per call; × bare = median of per-round ratios)\n")
-    print("| scenario | best ns/call | × bare |")
-    print("|---|---:|---:|")
-    for label, func in rows:
-        count = number if "limits" not in label else number // 20
-        ns, ratio = paired(func, work, count)
-        print(f"| {label} | {ns:,.0f} | {ratio:.1f}× |")
-    print()
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], str]:
-    """Start a throwaway redis-server on a free loopback port."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(  # a fixed binary and arguments
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
+    candidates = {
+        "try_acquire(), admitted": _timing.loop(admitting.try_acquire),
+        "try_acquire(), refused": _timing.loop(refusing.try_acquire),
+        "try_acquire(key=...), admitted": _timing.loop(lambda: keyed.try_acquire(key="tenant-1")),
+    }
+    if limits is not None:
+        peer = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
+        item = limits.RateLimitItemPerSecond(10**9)
+        candidates["limits MovingWindow + MemoryStorage, hit()"] = _timing.loop(
+            lambda: peer.hit(item, "tenant-1")
+        )
+    results = _timing.compare(candidates, _timing.loop(work), timing=timing)
+    _timing.heading("Local decision (ns per call; × bare = median of per-round ratios)")
+    _timing.table(
+        ["scenario", "best ns/call", "× bare"],
+        [("bare call", _timing.ns(results["try_acquire(), admitted"].baseline_ns), "1.0×")]
+        + [(label, _timing.ns(t.ns), _timing.times(t.ratio)) for label, t in results.items()],
     )
-    client = redis.Redis(port=port)
-    for _ in range(500):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.01)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
-def counting_client(url: str) -> redis.Redis:
-    """A client whose round trips are counted."""
-    return redis.Redis(
-        connection_pool=redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    )
+    return results["try_acquire(), admitted"].ratio
 
 
 ROUNDS = 5
@@ -183,29 +116,36 @@ def fleet(url: str, calls: int) -> None:
     admin = redis.Redis.from_url(url)
     admin.flushall()
     ours = RateLimiter(1e9, burst=2**40, name="bench", storage=RedisStorage(counting_client(url)))
-    # limits builds its own client from a URI; count its round trips the same way.
-    storage = limits.storage.RedisStorage(url, connection_class=CountingConnection)
-    moving = limits.strategies.MovingWindowRateLimiter(storage)
-    fixed = limits.strategies.FixedWindowRateLimiter(storage)
-    item = limits.RateLimitItemPerMinute(10**8)
-    results = fleet_rows(
-        [
-            ("resilience RateLimiter + RedisStorage", ours.try_acquire),
+    rows: list[tuple[str, Callable[[], object]]] = [
+        ("resilience RateLimiter + RedisStorage", ours.try_acquire)
+    ]
+    if limits is not None:
+        # limits builds its own client from a URI; count its round trips the same way.
+        storage = limits.storage.RedisStorage(url, connection_class=CountingConnection)
+        moving = limits.strategies.MovingWindowRateLimiter(storage)
+        fixed = limits.strategies.FixedWindowRateLimiter(storage)
+        item = limits.RateLimitItemPerMinute(10**8)
+        rows += [
             ("limits MovingWindow + Redis", lambda: moving.hit(item, "moving")),
             ("limits FixedWindow + Redis", lambda: fixed.hit(item, "fixed")),
-        ],
-        calls,
-        admin,
-    )
-    print("## Fleet-wide decision (one redis-server, same run)\n")
-    print("| strategy | decisions/s | × ours | round trips | Redis commands | server µs |")
-    print("|---|---:|---:|---:|---:|---:|")
+        ]
+    results = fleet_rows(rows, calls, admin)
+    _timing.heading("Fleet-wide decision (one redis-server, same run)")
     base = results[0]["per_s"]
-    for r in results:
-        print(
-            f"| {r['label']} | {r['per_s']:,.0f} | {r['per_s'] / base:.2f}× | {r['trips']:.2f} "
-            f"| {r['commands']:.2f} | {r['usec']:.1f} |"
-        )
+    _timing.table(
+        ["strategy", "decisions/s", "× ours", "round trips", "Redis commands", "server µs"],
+        [
+            (
+                r["label"],
+                f"{r['per_s']:,.0f}",
+                _timing.times(r["per_s"] / base, 2),
+                f"{r['trips']:.2f}",
+                f"{r['commands']:.2f}",
+                f"{r['usec']:.1f}",
+            )
+            for r in results
+        ],
+    )
     print(
         "\nround trips: packets the client sent per decision; Redis commands: the server's"
         " count per decision, commands run inside a script included; server µs: time Redis"
@@ -215,25 +155,27 @@ def fleet(url: str, calls: int) -> None:
 
 def main() -> None:
     """Run both parts and print markdown tables."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    parser = _timing.parser(__doc__)
     parser.add_argument("--redis", default=None)
     args = parser.parse_args()
-    number = 50_000 if args.quick else 300_000
-    calls = 3_000 if args.quick else 20_000
-    local(number)
+    admitted = local(_timing.plan(quick=args.quick))
     process = None
     url = args.redis
     if url is None:
         process, url = start_server()
     try:
-        fleet(url, calls)
+        fleet(url, 3_000 if args.quick else 20_000)
     finally:
         if process is not None:
             process.kill()
             process.wait()
-    versions = f"redis-py {redis.__version__}, limits {limits.__version__}"
+    versions = f"redis-py {redis.__version__}"
+    if limits is not None:
+        versions += f", limits {limits.__version__}"
     print(f"\npython {sys.version.split()[0]}, {versions}")
+    _timing.targets(
+        [_timing.at_most(12, "local `try_acquire()`, admitted, ≤ 10× a bare call", admitted, 10)]
+    )
 
 
 if __name__ == "__main__":

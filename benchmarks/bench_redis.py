@@ -2,42 +2,35 @@
 
 Compares, against one redis-server in one run:
 - a bare function call, and an in-memory ``CircuitBreaker`` (no Redis);
-- ``CircuitBreaker(storage=RedisStorage(client))``, the default mode (one round trip per
-  closed call), with ``ConsecutiveFailures`` and with ``FailureRate`` over a
-  ``CountWindow(100)`` and a ``TimeWindow(60)``;
+- ``CircuitBreaker(storage=RedisStorage(client))`` (one round trip per call);
 - the same with ``RedisStorage(client, cache_ttl=0.1)`` (batched outcomes);
-- an empty Lua script called the same way, the floor of any script's server time;
 - pybreaker's ``CircuitBreaker`` over its ``CircuitRedisStorage``.
 
 Round trips are counted on the client (packets sent by the connection) and commands on
-the server (``CONFIG RESETSTAT`` then ``INFO commandstats``, whose ``usec_per_call`` of
-``EVALSHA`` is the script's server time). Results are printed as ns/call, calls/s and
-ratios, since absolute numbers depend on the machine; the last lines set the figures
-against their targets (script <= 10 us of server time per call; the default mode >= 1.8x
-pybreaker's calls per second).
+the server (``CONFIG RESETSTAT`` then ``INFO commandstats``). Results are printed as a
+markdown table of ns/call, calls/s and ratios, since absolute numbers depend on the machine.
 
-Usage: python benchmarks/bench_redis.py [--calls N] [--redis URL]
+Usage: python benchmarks/bench_redis.py [--quick] [--calls N] [--redis URL]
 (without --redis it starts a throwaway redis-server on a free loopback port).
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import pybreaker
 import redis
 
+import _timing
+from _redis_server import CountingConnection, counting_client, start_server
 from resilience import CircuitBreaker, CountWindow, FailureRate, TimeWindow
 from resilience.redis import RedisStorage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+pybreaker = _timing.optional("pybreaker")
 
 # Commands the RedisStorage script runs inside Redis: commandstats counts them too.
 INSIDE_SCRIPT = {
@@ -53,41 +46,6 @@ INSIDE_SCRIPT = {
     "lindex",
     "bitfield",
 }
-
-
-class CountingConnection(redis.Connection):
-    """A connection that counts the packets it sends: one per round trip."""
-
-    sent = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        """Count one round trip, then send."""
-        CountingConnection.sent += 1
-        super().send_packed_command(command, check_health)
-
-
-def start_server() -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(500):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.01)
-    return process, port
-
-
-def counting_client(url: str) -> redis.Redis:
-    pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection)
-    return redis.Redis(connection_pool=pool)
 
 
 ROUNDS = 5
@@ -151,16 +109,21 @@ def measure(
     return results
 
 
+OURS = "resilience + RedisStorage"
+PEER = "pybreaker + CircuitRedisStorage"
+SCALE = "(an empty Lua script, called as ours is: the floor)"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
+    parser = _timing.parser(__doc__)
+    parser.add_argument("--calls", type=int, default=None, help="default 20,000 (quick 3,000)")
     parser.add_argument("--redis", default=None)
     args = parser.parse_args()
+    n = args.calls or (3_000 if args.quick else 20_000)
     process = None
     url = args.redis
     if url is None:
-        process, port = start_server()
-        url = f"redis://127.0.0.1:{port}/0"
+        process, url = start_server()
     admin = redis.Redis.from_url(url)
     admin.flushall()
     try:
@@ -172,6 +135,11 @@ def main() -> None:
         shared = CircuitBreaker(
             name="bench-redis", failure_threshold=5, storage=RedisStorage(counting_client(url))
         )
+        cached = CircuitBreaker(
+            name="bench-cached",
+            failure_threshold=5,
+            storage=RedisStorage(counting_client(url), cache_ttl=0.1),
+        )
         counted = CircuitBreaker(
             name="bench-count",
             policy=FailureRate(0.5, window=CountWindow(100)),
@@ -182,38 +150,31 @@ def main() -> None:
             policy=FailureRate(0.5, window=TimeWindow(60)),
             storage=RedisStorage(counting_client(url)),
         )
-        cached = CircuitBreaker(
-            name="bench-cached",
-            failure_threshold=5,
-            storage=RedisStorage(counting_client(url), cache_ttl=0.1),
-        )
-        py = pybreaker.CircuitBreaker(
-            fail_max=5,
-            reset_timeout=30,
-            state_storage=pybreaker.CircuitRedisStorage(
-                pybreaker.STATE_CLOSED, counting_client(url), namespace="bench-pybreaker"
-            ),
-        )
-        n = args.calls
         # The floor, called the way RedisStorage calls its script (one packet on a
         # connection of its own), with the same keys and arguments.
         floor = RedisStorage(counting_client(url))
         floor._script = floor._client.register_script("return 1")  # noqa: SLF001
         floor_args = ("r", "86400000", 0, 1, "s", "", "c,5,,,,,1,1,30000000", "k")
         floor_keys = floor._keys_of("bench-floor")  # noqa: SLF001
-        results = measure(
-            [
-                ("bare call", work, n * 10),
-                ("resilience, in memory", lambda: memory.call(work), n * 10),
-                ("resilience + RedisStorage (default mode)", lambda: shared.call(work), n),
-                ("  FailureRate, CountWindow(100)", lambda: counted.call(work), n),
-                ("  FailureRate, TimeWindow(60)", lambda: timed.call(work), n),
-                ("resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n),
-                (EMPTY, lambda: floor._run(floor_keys, floor_args), n),  # noqa: SLF001
-                ("pybreaker + CircuitRedisStorage", lambda: py.call(work), n),
-            ],
-            admin,
-        )
+        rows: list[tuple[str, Callable[[], object], int]] = [
+            ("bare call", work, n * 10),
+            ("resilience, in memory", lambda: memory.call(work), n * 10),
+            (OURS, lambda: shared.call(work), n),
+            ("  FailureRate, CountWindow(100)", lambda: counted.call(work), n),
+            ("  FailureRate, TimeWindow(60)", lambda: timed.call(work), n),
+            ("resilience + RedisStorage(cache_ttl=0.1)", lambda: cached.call(work), n),
+            (SCALE, lambda: floor._run(floor_keys, floor_args), n),  # noqa: SLF001
+        ]
+        if pybreaker is not None:
+            py = pybreaker.CircuitBreaker(
+                fail_max=5,
+                reset_timeout=30,
+                state_storage=pybreaker.CircuitRedisStorage(
+                    pybreaker.STATE_CLOSED, counting_client(url), namespace="bench-pybreaker"
+                ),
+            )
+            rows.append((PEER, lambda: py.call(work), n))
+        results = {r["label"]: r for r in measure(rows, admin)}
     finally:
         if process is not None:
             process.kill()
@@ -221,48 +182,62 @@ def main() -> None:
     report(results)
 
 
-EMPTY = "(an empty Lua script, the floor)"
-
-
-def report(results: list[dict[str, Any]]) -> None:
-    """Print the table, then each figure against its target."""
-    rows = {r["label"]: r for r in results}
-    bare = rows["bare call"]["ns"]
-    memory = rows["resilience, in memory"]
-    pyb = rows["pybreaker + CircuitRedisStorage"]
-    floor = rows[EMPTY]
-    ours = rows["resilience + RedisStorage (default mode)"]
-    print(
-        f"{'':42} {'ns/call':>10} {'calls/s':>10} {'x bare':>8} {'x in-mem':>9} "
-        f"{'x pybreaker':>12} {'trips/call':>11} {'cmds/call':>10} {'Redis cmds':>11} "
-        f"{'server us':>10}"
+def report(results: dict[str, dict[str, Any]]) -> None:
+    """Print the table, what its columns mean, and the targets."""
+    bare = results["bare call"]["ns"]
+    peer = results.get(PEER)
+    scale = results.pop(SCALE)
+    _timing.table(
+        [
+            "setup",
+            "ns/call",
+            "calls/s",
+            "× bare",
+            "× pybreaker calls/s",
+            "trips/call",
+            "cmds/call",
+            "Redis cmds",
+            "server µs",
+        ],
+        [
+            (
+                label,
+                _timing.ns(r["ns"]),
+                f"{r['per_s']:,.0f}",
+                _timing.times(r["ns"] / bare),
+                _timing.times(r["per_s"] / peer["per_s"], 2) if peer else "-",
+                f"{r['trips']:.3f}",
+                f"{r['issued']:.3f}",
+                f"{r['commands']:.3f}",
+                f"{r['usec']:.1f}",
+            )
+            for label, r in results.items()
+        ],
     )
-    for r in results:
-        print(
-            f"{r['label']:42} {r['ns']:>10.0f} {r['per_s']:>10.0f} {r['ns'] / bare:>8.1f} "
-            f"{r['ns'] / memory['ns']:>9.1f} {r['per_s'] / pyb['per_s']:>12.2f} "
-            f"{r['trips']:>11.3f} {r['issued']:>10.3f} {r['commands']:>11.3f} {r['usec']:>10.1f}"
+    print(
+        "\ntrips/call: packets the client sent; cmds/call: commands it issued (server count,"
+        " commands run inside our script excluded); Redis cmds: every command the server"
+        " ran, inside scripts included; server µs: Redis's time per call (commandstats)."
+        f" Scale: an empty EVALSHA costs this server {scale['usec']:.1f} µs"
+        f" and the client {scale['ns'] / 1000:.0f} µs per call in this run; our default"
+        f" mode's script costs {results[OURS]['usec'] / scale['usec']:.1f}× that."
+    )
+    print(f"\npython {sys.version.split()[0]}, redis-py {redis.__version__}")
+    ours = results[OURS]
+    goals = [
+        _timing.at_most(10, "our script's server time ≤ 10 µs per call", ours["usec"], 10, "µs"),
+        # A refresh read at most once per breaker per refresh interval comes on top.
+        _timing.Target(
+            6, "one round trip per call (≤ 1.01)", f"{ours['trips']:.4f}", ours["trips"] <= 1.01
+        ),
+    ]
+    if peer:
+        goals.append(
+            _timing.at_least(
+                10, "default mode ≥ 1.8× pybreaker's calls/s", ours["per_s"] / peer["per_s"], 1.8
+            )
         )
-    print(
-        "x bare, x in-mem: time per call over a bare call's, an in-memory breaker's; "
-        "x pybreaker: calls/s over pybreaker's; trips/call: packets the client sent; "
-        "cmds/call: commands it issued (server count, commands run inside our script "
-        "excluded); Redis cmds: every command the server ran, inside scripts included; "
-        "server us: Redis's time per call (commandstats)"
-    )
-    print(
-        f"script server time, default mode: {ours['usec']:.1f} us per call "
-        f"(target <= 10 us), {ours['usec'] / floor['usec']:.1f}x the empty script's "
-        f"{floor['usec']:.1f} us; Redis commands per call: {ours['commands']:.2f} "
-        f"(pybreaker {pyb['commands']:.2f})"
-    )
-    print(
-        f"default mode: {ours['per_s'] / pyb['per_s']:.2f}x pybreaker's calls/s "
-        f"(target >= 1.8x); a round trip with the empty script takes the client "
-        f"{floor['ns'] / 1000:.0f} us, the default mode {ours['ns'] / 1000:.0f} us, "
-        f"pybreaker {pyb['ns'] / 1000:.0f} us"
-    )
-    print(f"python {sys.version.split()[0]}, redis-py {redis.__version__}")
+    _timing.targets(goals)
 
 
 if __name__ == "__main__":

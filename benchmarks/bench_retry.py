@@ -1,6 +1,7 @@
 """Retry overhead: resilience vs tenacity, backoff and stamina, as ratios to bare calls.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_retry.py``. Prints a markdown table.
+Run: ``python benchmarks/bench_retry.py`` (``--quick`` for a short run). Prints markdown
+tables.
 
 Scenarios, each with zero delay between attempts:
 
@@ -12,33 +13,32 @@ The other libraries call ``time.sleep(0)`` between attempts even with zero delay
 a system call whose cost is the scheduler's, not the library's; ``time.sleep`` is made a
 no-op while they run so the table compares retry machinery. (``resilience`` never calls
 sleep for a zero delay.) Async variants keep ``asyncio.sleep(0)``, a cheap event-loop
-yield. stamina's instrumentation hooks are switched off, as is backoff's logging.
+yield. stamina's instrumentation hooks are switched off, as is backoff's logging. A peer
+that is not installed is skipped.
 
-Each figure is the fastest of several interleaved rounds, which filters out noise from
-other processes; compare ratios, not absolute nanoseconds, across machines.
+Each figure is the fastest of several interleaved rounds (``_timing.compare``), and each
+ratio is that over the baseline's fastest, which filters out noise from other processes;
+compare ratios, not absolute nanoseconds, across machines.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import backoff
-import stamina
-import tenacity
-
+import _timing
 from resilience import retry_with_backoff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-ROUNDS = 9
-ROUND_SECONDS = 0.04
-
-stamina.instrumentation.set_on_retry_hooks([])
+tenacity = _timing.optional("tenacity")
+backoff = _timing.optional("backoff")
+stamina = _timing.optional("stamina")
+if stamina is not None:
+    stamina.instrumentation.set_on_retry_hooks([])
 _real_sleep = time.sleep
 
 
@@ -130,117 +130,101 @@ def with_stamina(func: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
-LIBRARIES = {
-    "resilience": ours,
-    "tenacity": with_tenacity,
-    "backoff": with_backoff,
-    "stamina": with_stamina,
+PEERS = {"tenacity": (tenacity, with_tenacity), "backoff": (backoff, with_backoff)}
+PEERS["stamina"] = (stamina, with_stamina)
+LIBRARIES: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {"resilience": ours} | {
+    name: wrap for name, (module, wrap) in PEERS.items() if module is not None
 }
 
 
 # ---------------------------------------------------------------------- timing
 
-
-def _calibrate(run: Callable[[int], float]) -> int:
-    n = 10
-    while run(n) < ROUND_SECONDS / 4:
-        n *= 4
-    return n
+Scenario = tuple[str, str, dict[str, _timing.Timing]]  # name, baseline, figures by library
 
 
-def time_sync(candidates: dict[str, Callable[[], Any]]) -> dict[str, float]:
-    """Return the best ns per call of each candidate, timed in interleaved rounds."""
-
-    def runner(func: Callable[[], Any]) -> Callable[[int], float]:
-        def run(n: int) -> float:
-            started = time.perf_counter()
-            for _ in range(n):
-                func()
-            return time.perf_counter() - started
-
-        return run
-
-    runs = {name: runner(func) for name, func in candidates.items()}
-    sizes = {name: _calibrate(run) for name, run in runs.items()}
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(ROUNDS):
-        for name, run in runs.items():
-            best[name] = min(best[name], run(sizes[name]) / sizes[name] * 1e9)
-    return best
-
-
-async def time_async(candidates: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, float]:
-    """The same for coroutine functions, awaited one after another in one task."""
-
-    async def run(func: Callable[[], Awaitable[Any]], n: int) -> float:
-        started = time.perf_counter()
-        for _ in range(n):
-            await func()
-        return time.perf_counter() - started
-
-    sizes = {}
-    for name, func in candidates.items():
-        n = 10
-        while await run(func, n) < ROUND_SECONDS / 4:
-            n *= 4
-        sizes[name] = n
-    best = dict.fromkeys(candidates, float("inf"))
-    for _ in range(ROUNDS):
-        for name, func in candidates.items():
-            best[name] = min(best[name], await run(func, sizes[name]) / sizes[name] * 1e9)
-    return best
-
-
-def sync_rows() -> list[tuple[str, str, float, float]]:
-    rows = []
-    first = time_sync({"bare call": ok} | {name: wrap(ok) for name, wrap in LIBRARIES.items()})
-    bare = first.pop("bare call")
-    rows.append(("first-try success", "bare call", bare, 1.0))
-    rows += [("first-try success", name, ns, ns / bare) for name, ns in first.items()]
+def sync_rows(timing: _timing.Plan) -> list[Scenario]:
+    first = _timing.compare(
+        {name: _timing.loop(wrap(ok)) for name, wrap in LIBRARIES.items()},
+        _timing.loop(ok),
+        timing=timing,
+    )
     time.sleep = _no_sleep
     try:
-        failing = time_sync(
-            {"by hand": by_hand(make_flaky())}
-            | {name: wrap(make_flaky()) for name, wrap in LIBRARIES.items()}
+        failing = _timing.compare(
+            {name: _timing.loop(wrap(make_flaky())) for name, wrap in LIBRARIES.items()},
+            _timing.loop(by_hand(make_flaky())),
+            timing=timing,
         )
     finally:
         time.sleep = _real_sleep
-    hand = failing.pop("by hand")
-    rows.append(("3 failures, then success", "hand-written loop", hand, 1.0))
-    rows += [("3 failures, then success", name, ns, ns / hand) for name, ns in failing.items()]
-    return rows
-
-
-async def async_rows() -> list[tuple[str, str, float, float]]:
-    rows = []
-    first = await time_async(
-        {"bare await": aok} | {name: wrap(aok) for name, wrap in LIBRARIES.items()}
-    )
-    bare = first.pop("bare await")
-    rows.append(("async first-try success", "bare await", bare, 1.0))
-    rows += [("async first-try success", name, ns, ns / bare) for name, ns in first.items()]
-    failing = await time_async(
-        {"by hand": by_hand_async(make_aflaky())}
-        | {name: wrap(make_aflaky()) for name, wrap in LIBRARIES.items()}
-    )
-    hand = failing.pop("by hand")
-    rows.append(("async 3 failures, then success", "hand-written loop", hand, 1.0))
-    rows += [
-        ("async 3 failures, then success", name, ns, ns / hand) for name, ns in failing.items()
+    return [
+        ("first-try success", "bare call", first),
+        ("3 failures, then success", "hand-written loop", failing),
     ]
-    return rows
+
+
+def async_rows(timing: _timing.Plan) -> list[Scenario]:
+    first = _timing.compare(
+        {name: _timing.awaits(wrap(aok)) for name, wrap in LIBRARIES.items()},
+        _timing.awaits(aok),
+        timing=timing,
+    )
+    failing = _timing.compare(
+        {name: _timing.awaits(wrap(make_aflaky())) for name, wrap in LIBRARIES.items()},
+        _timing.awaits(by_hand_async(make_aflaky())),
+        timing=timing,
+    )
+    return [
+        ("async first-try success", "bare await", first),
+        ("async 3 failures, then success", "hand-written loop", failing),
+    ]
 
 
 def main() -> None:
-    rows = sync_rows() + asyncio.run(async_rows())
-    print(f"Python {sys.version.split()[0]}; {ROUNDS} rounds, best of each.\n")
-    print("| scenario | library | ns/call | x baseline |")
-    print("|---|---|---:|---:|")
-    for scenario, library, ns, ratio in rows:
-        print(f"| {scenario} | {library} | {ns:,.0f} | {ratio:.1f}x |")
+    args = _timing.parser(__doc__).parse_args()
+    timing = _timing.plan(quick=args.quick)
+    scenarios = sync_rows(timing) + async_rows(timing)
+    _timing.heading("Per call, as a ratio to a baseline")
     print(
-        "\nTargets for resilience: first-try <= 8x a bare call, async first-try <= 5x a bare "
-        "await, 3 failures then success <= 3 us per call."
+        f"Python {sys.version.split()[0]}; {timing.rounds} interleaved rounds; each cell: the "
+        "library's best ns per call over the baseline's best.\n"
+    )
+    libraries = list(LIBRARIES)
+    _timing.table(
+        ["scenario", "baseline (ns/call)", *libraries, "resilience ns/call"],
+        [
+            [
+                scenario,
+                f"{baseline} ({_timing.ns(figures['resilience'].baseline_ns)})",
+                *(_timing.times(figures[lib].best_ratio) for lib in libraries),
+                _timing.ns(figures["resilience"].ns),
+            ]
+            for scenario, baseline, figures in scenarios
+        ],
+    )
+    ours = {scenario: figures["resilience"] for scenario, _, figures in scenarios}
+    _timing.targets(
+        [
+            _timing.at_most(
+                11,
+                "first try ≤ 8× a bare call",
+                ours["first-try success"].best_ratio,
+                8,
+            ),
+            _timing.at_most(
+                11,
+                "async first try ≤ 5× a bare await",
+                ours["async first-try success"].best_ratio,
+                5,
+            ),
+            _timing.at_most(
+                11,
+                "3 failures then success ≤ 3 µs per call",
+                ours["3 failures, then success"].ns / 1000,
+                3,
+                "µs",
+            ),
+        ]
     )
 
 

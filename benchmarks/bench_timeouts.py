@@ -1,37 +1,21 @@
 """Cost of the timeout tools, as ns per call and as a ratio to a bare call in the same run.
 
-Run: PYTHONPATH=src python benchmarks/bench_timeouts.py
+Run: ``python benchmarks/bench_timeouts.py`` (``--quick`` for a short run). Prints a
+markdown table. Each figure is the best of several interleaved rounds
+(``_timing.compare``) and each ratio that over the bare call's (or bare await's) best.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from typing import TYPE_CHECKING
 
+import _timing
 from resilience import call_with_timeout, check_deadline, deadline, remaining, timeout
 from resilience.testing import FakeClock
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-N = 20_000
 
 
 def work() -> int:
     return 1
-
-
-def measure(body: Callable[[], object], n: int = N) -> float:
-    """Return the best of three runs of ``body`` ``n`` times, in ns per call."""
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            body()
-        best = min(best, (time.perf_counter_ns() - start) / n)
-    return best
 
 
 def with_timeout() -> int:
@@ -54,55 +38,67 @@ def remaining_read() -> int:
     return work()
 
 
-def in_thread(body: Callable[[], object]) -> float:
-    result: list[float] = []
-    thread = threading.Thread(target=lambda: result.append(measure(body)))
-    thread.start()
-    thread.join()
-    return result[0]
+def inside_deadline(n: int) -> float:
+    """``check_deadline`` calls made inside one enclosing ``deadline``."""
+    with deadline(60.0):
+        return _timing.loop(deadline_checked)(n)
 
 
-async def async_timeout_ns() -> tuple[float, float]:
-    async def bare() -> int:
+def remaining_inside(n: int) -> float:
+    """``remaining()`` reads inside one enclosing ``deadline``."""
+    with deadline(60.0):
+        return _timing.loop(remaining_read)(n)
+
+
+def remaining_inside_fake(n: int) -> float:
+    """``remaining()`` reads inside a deadline on an injected ``FakeClock``."""
+    with deadline(60.0, clock=FakeClock()):
+        return _timing.loop(remaining_read)(n)
+
+
+async def bare() -> int:
+    return work()
+
+
+async def limited() -> int:
+    async with timeout(10.0):
         return work()
-
-    async def limited() -> int:
-        async with timeout(10.0):
-            return work()
-
-    figures = []
-    for body in (bare, limited):
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter_ns()
-            for _ in range(N):
-                await body()
-            best = min(best, (time.perf_counter_ns() - start) / N)
-        figures.append(best)
-    return figures[0], figures[1]
 
 
 def main() -> None:
-    bare = measure(work)
-    rows = [
-        ("with timeout(), main thread (SIGALRM)", measure(with_timeout)),
-        ("with timeout(), other thread (late check)", in_thread(with_timeout)),
-        ("with deadline()", measure(with_deadline)),
-    ]
-    with deadline(60.0):
-        rows.append(("check_deadline() inside a deadline", measure(deadline_checked)))
-        rows.append(("remaining() inside a deadline", measure(remaining_read)))
-    with deadline(60.0, clock=FakeClock()):
-        rows.append(("remaining() inside a FakeClock deadline", measure(remaining_read)))
-    rows.append(("check_deadline() outside any deadline", measure(deadline_checked)))
-    rows.append(("remaining() outside any deadline", measure(remaining_read)))
-    rows.append(("call_with_timeout()", measure(lambda: call_with_timeout(work, 10.0), 2_000)))
-    print(f"{'bare call':45s} {bare:10.0f} ns/call  1.0x")
-    for label, ns in rows:
-        print(f"{label:45s} {ns:10.0f} ns/call  {ns / bare:.1f}x")
-    abare, alimited = asyncio.run(async_timeout_ns())
-    print(f"{'await bare coroutine':45s} {abare:10.0f} ns/call  1.0x")
-    print(f"{'async with timeout()':45s} {alimited:10.0f} ns/call  {alimited / abare:.1f}x")
+    args = _timing.parser(__doc__).parse_args()
+    timing = _timing.plan(quick=args.quick)
+    rows = _timing.compare(
+        {
+            "with timeout(), main thread (SIGALRM)": _timing.loop(with_timeout),
+            "with timeout(), other thread (late check)": _timing.in_thread(
+                _timing.loop(with_timeout)
+            ),
+            "with deadline()": _timing.loop(with_deadline),
+            "check_deadline() inside a deadline": inside_deadline,
+            "check_deadline() outside any deadline": _timing.loop(deadline_checked),
+            "remaining() inside a deadline": remaining_inside,
+            "remaining() inside a FakeClock deadline": remaining_inside_fake,
+            "remaining() outside any deadline": _timing.loop(remaining_read),
+            # The call runs in a worker thread: the wall clock, not this thread's CPU time.
+            "call_with_timeout()": _timing.loop(
+                lambda: call_with_timeout(work, 10.0), clock=time.perf_counter
+            ),
+        },
+        _timing.loop(work),
+        timing=timing,
+    )
+    awaited = _timing.compare(
+        {"async with timeout()": _timing.awaits(limited)}, _timing.awaits(bare), timing=timing
+    )
+    first, first_async = next(iter(rows.values())), awaited["async with timeout()"]
+    _timing.table(
+        ["scenario", "ns/call", "× bare call (× bare await)"],
+        [("bare call", _timing.ns(first.baseline_ns), "1.0×")]
+        + [(label, _timing.ns(t.ns), _timing.times(t.best_ratio)) for label, t in rows.items()]
+        + [("await bare coroutine", _timing.ns(first_async.baseline_ns), "1.0×")]
+        + [(label, _timing.ns(t.ns), _timing.times(t.best_ratio)) for label, t in awaited.items()],
+    )
 
 
 if __name__ == "__main__":

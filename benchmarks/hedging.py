@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import _timing
 from resilience import Hedge
 from resilience.chaos import Chaos
 from resilience.hedging import latency_percentile
@@ -191,18 +192,45 @@ async def run_http(requests: int) -> dict[str, tuple[list[float], float]]:
 # ---------------------------------------------------------------------- output
 
 
-def table(title: str, results: dict[str, tuple[list[float], float]], group: bool) -> None:
-    print(f"\n### {title}\n")
-    print("| setting | p50 ms | p99 ms | p99.9 ms | p99.9 × lower | extra calls |")
-    print("|---|---:|---:|---:|---:|---:|")
-    base = None
-    for name, (latencies, extra) in results.items():
-        row = summary(fan_out(latencies) if group else latencies, extra)
-        base = base or row["p99.9"]
-        print(
-            f"| {name} | {row['p50'] * 1000:.1f} | {row['p99'] * 1000:.1f} | "
-            f"{row['p99.9'] * 1000:.1f} | {base / row['p99.9']:.1f}× | {extra:.2%} |"
+def table(
+    title: str, results: dict[str, tuple[list[float], float]], group: bool
+) -> dict[str, tuple[float, float]]:
+    """Print one table; return each setting's (p99.9 times lower, extra calls)."""
+    _timing.heading(title)
+    rows = {
+        name: summary(fan_out(latencies) if group else latencies, extra)
+        for name, (latencies, extra) in results.items()
+    }
+    base = next(iter(rows.values()))["p99.9"]
+    _timing.table(
+        ["setting", "p50 ms", "p99 ms", "p99.9 ms", "p99.9 × lower", "extra calls"],
+        [
+            (
+                name,
+                f"{row['p50'] * 1000:.1f}",
+                f"{row['p99'] * 1000:.1f}",
+                f"{row['p99.9'] * 1000:.1f}",
+                _timing.times(base / row["p99.9"]),
+                f"{row['extra']:.2%}",
+            )
+            for name, row in rows.items()
+        ],
+    )
+    return {name: (base / row["p99.9"], row["extra"]) for name, row in rows.items()}
+
+
+def _targets(gains: dict[str, tuple[float, float]], where: str) -> list[_timing.Target]:
+    """Issue 13: p99.9 at least 10x lower for at most 5% extra calls, per hedged setting."""
+    return [
+        _timing.Target(
+            13,
+            f"{name}, {where}: p99.9 ≥ 10× lower for ≤ 5% extra calls",
+            f"{gain:.1f}× lower, {extra:.2%} extra",
+            gain >= 10 and extra <= 0.05,  # the issue's figures
         )
+        for name, (gain, extra) in gains.items()
+        if name != "no hedging"
+    ]
 
 
 def plot(results: dict[str, tuple[list[float], float]], title: str, path: Path) -> None:
@@ -238,13 +266,16 @@ def main() -> None:
     args = parser.parse_args()
 
     simulated = run_simulation(args.calls)
-    table(f"Simulation, per backend call ({args.calls:,} calls)", simulated, group=False)
+    per_call = table(f"Simulation, per backend call ({args.calls:,} calls)", simulated, False)
     table(f"Simulation, per request fanning out to {FAN_OUT} calls", simulated, group=True)
+    goals = _targets(per_call, "simulated")
     real = asyncio.run(run_http(args.http)) if args.http else {}
     if real:
-        table(
+        over_http = table(
             f"Real asyncio tasks against a local HTTP server ({args.http:,} requests)", real, False
         )
+        goals += _targets(over_http, "real HTTP")
+    _timing.targets(goals)
     if args.plot:
         args.plot.mkdir(parents=True, exist_ok=True)
         plot(

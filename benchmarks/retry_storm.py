@@ -153,24 +153,45 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, help="directory to write the PNGs to")
     options = parser.parse_args()
 
+    # Imported here: tests load this file by path, without benchmarks/ on sys.path.
+    import _timing  # noqa: PLC0415
+
     print(f"Three layers x 3 attempts, database down, {RATE} requests/s for {SECONDS} s\n")
-    print("| retries guarded by | database calls per client request |")
-    print("|---|---:|")
     layers: dict[str, list[float]] = {}
+    loads: dict[str, float] = {}
     for mode, label in (
         ("plain", "nothing (plain retries)"),
         ("budget", "RetryBudget(ratio=0.2) per service"),
         ("throttle", "RetryThrottle(max_tokens=10) per service"),
     ):
-        load, per_second = layered(mode)
-        layers[label] = per_second
-        print(f"| {label} | {load:.2f}x |")
+        loads[mode], layers[label] = layered(mode)
+    _timing.table(
+        ["retries guarded by", "database calls per client request"],
+        [
+            (label, _timing.times(load, 2))
+            for label, load in zip(layers, loads.values(), strict=True)
+        ],
+    )
 
     ratio, series = adaptive()
     print("\nAdaptiveThrottle(k=2), clients at 5x the backend's capacity\n")
-    print("| backend received / accepted (steady state) | target |")
-    print("|---:|---:|")
-    print(f"| {ratio:.2f} | about k = 2 |")
+    _timing.table(
+        ["backend received / accepted (steady state)", "target"],
+        [(f"{ratio:.2f}", "about k = 2")],
+        align="rr",
+    )
+    _timing.targets(
+        [
+            _timing.at_most(11, "with `RetryBudget`: ≤ 2× the requests", loads["budget"], 2),
+            _timing.at_most(11, "with `RetryThrottle`: ≤ 1.1×", loads["throttle"], 1.1),
+            _timing.Target(
+                11,
+                "`AdaptiveThrottle(k=2)` at 5× overload: received / accepted about 2 (± 15%)",
+                f"{ratio:.2f}",
+                abs(ratio - 2) <= 0.3,  # the test's tolerance
+            ),
+        ]
+    )
     if options.plots is not None:
         options.plots.mkdir(parents=True, exist_ok=True)
         plot(options.plots, layers, series)
