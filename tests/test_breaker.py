@@ -834,3 +834,62 @@ def test_options_seen_before_are_still_refused_in_another_type() -> None:
     with pytest.raises(TypeError, match="failure_on"):
         CircuitBreaker(failure_on=unhashable)  # type: ignore[arg-type]
     assert CircuitBreaker(failure_threshold=1).get_stats()["state"] == "closed"
+
+
+def test_a_breaker_is_freed_without_the_garbage_collector_before_and_after_use() -> None:
+    """Neither a new breaker nor a used one is held in a cycle: dropping it frees it."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        fresh = CircuitBreaker(name="lazy-free")
+        ref = weakref.ref(fresh)
+        del fresh
+        assert ref() is None
+        used = CircuitBreaker(name="lazy-free")
+        used.add_listener(lambda *_: None)
+        assert used.call(int) == 0
+        ref = weakref.ref(used)
+        del used
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_threads_first_touching_a_new_breaker_share_one_circuit() -> None:
+    """The circuit made on first use is made once: racing first calls lose no count."""
+    import threading
+
+    for _ in range(20):
+        breaker = CircuitBreaker(failure_threshold=1000)
+        start = threading.Barrier(8)
+
+        def work(breaker: CircuitBreaker = breaker, start: threading.Barrier = start) -> None:
+            start.wait()
+            for _ in range(50):
+                breaker.call(int)
+            with pytest.raises(ConnectionError):
+                breaker.call(boom())
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = breaker.get_stats()
+        assert (stats["total_successes"], stats["total_failures"]) == (400, 8)
+
+
+def test_a_listener_added_before_the_first_call_hears_the_first_trip() -> None:
+    """Listeners, operators and stats work on a breaker not used yet."""
+    heard: list[tuple[CircuitState, CircuitState]] = []
+    breaker = CircuitBreaker(failure_threshold=1)
+    breaker.add_listener(lambda _b, old, new: heard.append((old, new)))
+    assert breaker.get_stats()["state"] == "closed"
+    with pytest.raises(ConnectionError):
+        breaker.call(boom())
+    assert heard == [(CircuitState.CLOSED, CircuitState.OPEN)]
+    other = CircuitBreaker()
+    other.open()
+    assert other.state is CircuitState.FORCED_OPEN

@@ -99,8 +99,13 @@ def test_resilience_redis_without_redis_py_names_the_extra() -> None:
 
 def test_an_in_memory_breaker_keeps_its_lock_free_path() -> None:
     """Without storage a breaker is a plain CircuitBreaker on the fast path."""
+    from resilience._local import LazyCircuit, LocalCircuit  # internals
+
     breaker = CircuitBreaker()
     assert type(breaker) is CircuitBreaker
+    assert type(breaker._circuit) is LazyCircuit  # nothing made until first used
+    assert breaker.call(lambda: 1) == 1
+    assert type(breaker._circuit) is LocalCircuit
     assert breaker._circuit.fast
 
 

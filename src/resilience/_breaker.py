@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Self, TypeVar, cast
 
 from resilience import _events, _fallback, _named
 from resilience._critical import section
-from resilience._local import LocalCircuit, logger
+from resilience._local import LazyCircuit, logger
 from resilience._settings import ExceptionFilter, Settings
 from resilience._state import CLOSED, DISABLED, FORCED_OPEN, METRICS_ONLY, CircuitState
 from resilience._validate import check_name, check_sync_callable
@@ -166,7 +166,8 @@ class CircuitBreaker:
         self._settings = settings
         self._listeners: tuple[Listener, ...] = ()
         if storage is None:
-            self._circuit = LocalCircuit(name, settings)
+            # Made on first use: creating many breakers stays cheap (see LazyCircuit).
+            self._circuit = cast("Circuit", LazyCircuit(self, name, settings))
         else:
             from resilience._stored import StoredCircuit  # noqa: PLC0415  # only with storage
 

@@ -26,6 +26,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience import _events
@@ -45,8 +46,6 @@ from resilience._state import (
 from resilience.exceptions import CircuitOpenError
 
 if TYPE_CHECKING:
-    import weakref
-
     from resilience._breaker import CircuitBreaker
     from resilience._circuit import MetricsRow
     from resilience._policies import _Tracker
@@ -508,3 +507,53 @@ class LocalCircuit:
                 else tuple(transitions.get(key, 0) for key in _TRANSITION_KEYS)
             )
         return state.value, totals, rate, None if since is None else now - since, entered
+
+
+_BIRTH = threading.Lock()  # makes a lazy circuit's LocalCircuit exactly once
+
+
+class LazyCircuit:
+    """The in-process circuit of a breaker that has not been used yet.
+
+    Creating a breaker makes only this: its ``LocalCircuit`` (counters, tracker, the state
+    machine's fields) is made on the first touch, and the breaker then holds it directly,
+    so creating many breakers costs little and the hot path is unchanged. Until then it
+    reads as a closed circuit off the hot path (``fast`` False, ``gen`` 0, no storage);
+    any other attribute, read or written, is the made circuit's.
+    """
+
+    __slots__ = ("_born", "_name", "_owner", "_settings")
+
+    fast = False
+    gen = 0
+    storage = None
+
+    def __init__(self, owner: CircuitBreaker, name: str | None, settings: Settings) -> None:
+        object.__setattr__(self, "_owner", weakref.ref(owner))
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_born", None)
+
+    def born(self) -> LocalCircuit:
+        """The circuit, made now if it was not yet; the breaker holds it from then on."""
+        circuit: LocalCircuit | None = self._born
+        if circuit is not None:
+            return circuit
+        # Made outside the lock: making it may run user code (a backoff recovery_timeout),
+        # which may touch other breakers. Two threads may both make one; the first wins.
+        made = LocalCircuit(self._name, self._settings)
+        with _BIRTH:
+            circuit = self._born
+            if circuit is None:
+                circuit = made
+                object.__setattr__(self, "_born", circuit)
+                owner = self._owner()
+                if owner is not None:
+                    owner._circuit = circuit  # noqa: SLF001  # the facade's own field
+        return circuit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.born(), name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        setattr(self.born(), name, value)
