@@ -139,16 +139,16 @@ class CircuitBreaker:
         storage: BreakerStorage | None = None,
     ) -> None:
         settings = Settings.build(
-            failure_threshold=failure_threshold,
-            recovery_timeout=recovery_timeout,
-            success_threshold=success_threshold,
-            half_open_max_calls=half_open_max_calls,
-            policy=policy,
-            failure_on=failure_on,
-            ignore=ignore,
-            failure_on_result=failure_on_result,
-            fallback=fallback,
-            clock=clock,
+            failure_threshold,
+            recovery_timeout,
+            success_threshold,
+            half_open_max_calls,
+            policy,
+            failure_on,
+            ignore,
+            failure_on_result,
+            fallback,
+            clock,
         )
         self._setup(check_name(name, optional=True), settings, storage)
 
@@ -167,7 +167,8 @@ class CircuitBreaker:
         self._listeners: tuple[Listener, ...] = ()
         if storage is None:
             # Made on first use: creating many breakers stays cheap (see LazyCircuit).
-            self._circuit = cast("Circuit", LazyCircuit(self, name, settings))
+            lazy: Any = LazyCircuit(self, name, settings)  # stands in for a Circuit
+            self._circuit = lazy
         else:
             from resilience._stored import StoredCircuit  # noqa: PLC0415  # only with storage
 

@@ -519,7 +519,7 @@ class LazyCircuit:
     machine's fields) is made on the first touch, and the breaker then holds it directly,
     so creating many breakers costs little and the hot path is unchanged. Until then it
     reads as a closed circuit off the hot path (``fast`` False, ``gen`` 0, no storage);
-    any other attribute, read or written, is the made circuit's.
+    any other attribute is the made circuit's (``owner`` and ``last_ok`` written too).
     """
 
     __slots__ = ("_born", "_name", "_owner", "_settings")
@@ -529,10 +529,10 @@ class LazyCircuit:
     storage = None
 
     def __init__(self, owner: CircuitBreaker, name: str | None, settings: Settings) -> None:
-        object.__setattr__(self, "_owner", weakref.ref(owner))
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_settings", settings)
-        object.__setattr__(self, "_born", None)
+        self._owner = weakref.ref(owner)
+        self._name = name
+        self._settings = settings
+        self._born: LocalCircuit | None = None
 
     def born(self) -> LocalCircuit:
         """The circuit, made now if it was not yet; the breaker holds it from then on."""
@@ -545,8 +545,7 @@ class LazyCircuit:
         with _BIRTH:
             circuit = self._born
             if circuit is None:
-                circuit = made
-                object.__setattr__(self, "_born", circuit)
+                circuit = self._born = made
                 owner = self._owner()
                 if owner is not None:
                     owner._circuit = circuit  # noqa: SLF001  # the facade's own field
@@ -555,5 +554,22 @@ class LazyCircuit:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.born(), name)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        setattr(self.born(), name, value)
+    # The fields the breaker writes as well as reads.
+
+    @property
+    def owner(self) -> weakref.ref[CircuitBreaker] | None:
+        """The made circuit's ``owner``."""
+        return self.born().owner
+
+    @owner.setter
+    def owner(self, ref: weakref.ref[CircuitBreaker] | None) -> None:
+        self.born().owner = ref
+
+    @property
+    def last_ok(self) -> int:
+        """The made circuit's ``last_ok``."""
+        return self.born().last_ok
+
+    @last_ok.setter
+    def last_ok(self, drawn: int) -> None:
+        self.born().last_ok = drawn

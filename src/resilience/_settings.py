@@ -81,9 +81,8 @@ class Settings:
     fast: bool  # closed successes need neither the lock, the clock nor the result
 
     @classmethod
-    def build(
+    def build(  # noqa: PLR0917  # positional from CircuitBreaker: cheaper than keywords
         cls,
-        *,
         failure_threshold: int = 5,
         recovery_timeout: float | Backoff = 30.0,
         success_threshold: int = 1,
