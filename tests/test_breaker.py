@@ -893,3 +893,15 @@ def test_a_listener_added_before_the_first_call_hears_the_first_trip() -> None:
     other = CircuitBreaker()
     other.open()
     assert other.state is CircuitState.FORCED_OPEN
+
+
+def test_opened_at_ages_on_the_injected_clock(clock: FakeClock) -> None:
+    """``open_for`` and the age behind ``opened_at`` follow the breaker's clock, not time."""
+    import time
+
+    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=3600.0, clock=clock)
+    fail(breaker)
+    clock.advance(600.0)  # ten fake minutes, no real time
+    stats = breaker.get_stats()
+    assert stats["open_for"] == 600.0
+    assert stats["opened_at"] == pytest.approx(time.time() - 600.0, abs=5.0)
