@@ -241,7 +241,7 @@ def _extra_cases() -> list[tuple[Callable[..., object], dict[str, Any], str, Any
         (metrics.start_metrics_server, {"port": 0}, "addr", [3, None, b"127.0.0.1"]),
         (metrics.health, {}, "breakers", [3, "x", iter([])]),
         (redis_module.RedisStorage, {}, "client", [3, "redis://", None]),
-        (redis_module.RedisStorage, {"client": client}, "ttl", [*NOT_FINITE, 0, "1", True]),
+        (redis_module.RedisStorage, {"client": client}, "ttl", [*NOT_FINITE, 0, 1e300, "1", True]),
         (redis_module.RedisStorage, {"client": client}, "cache_ttl", [*NOT_FINITE, -1, "1", True]),
     ]
     return [(make, base, name, bad) for make, base, name, values in groups for bad in values]

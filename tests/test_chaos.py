@@ -408,3 +408,17 @@ def test_bad_arguments_fail_at_construction(
     """Every bad option is refused when the Chaos is made, naming the parameter."""
     with pytest.raises(error, match=match):
         Chaos(**kwargs)
+
+
+def test_a_fault_class_that_is_not_an_exception_or_an_async_switch_is_refused() -> None:
+    """fault=int or an async enabled= flag fail when the Chaos is made, naming the option."""
+    from resilience.chaos import Chaos  # this test only
+
+    async def maybe() -> bool:
+        return False
+
+    with pytest.raises(TypeError, match="fault"):
+        Chaos(fault=int)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="enabled"):
+        Chaos(fault=ValueError, enabled=maybe)  # type: ignore[arg-type]
+    assert Chaos(fault=ValueError, rate=1.0) is not None

@@ -612,3 +612,18 @@ def test_async_hedge_around_chaos_hides_injected_faults() -> None:
 
     assert asyncio.run(main()) == list(range(100))
     assert hedge.get_stats()["hedges"] == chaos.get_stats()["total_injected"]["fault"]
+
+
+def test_latency_percentile_ignores_nonsense_and_bounds_its_window() -> None:
+    """NaN, negative and infinite latencies are ignored; a huge window is a ValueError."""
+    delay = LatencyPercentile(q=0.5, window=10, minimum=0.001)
+    for _ in range(20):
+        delay.record(math.nan)
+        delay.record(-1.0)
+        delay.record(math.inf)
+    assert delay() == math.inf  # still warming up: nothing real was recorded
+    for _ in range(20):
+        delay.record(0.2)
+    assert delay() == 0.2
+    with pytest.raises(ValueError, match="window"):
+        LatencyPercentile(window=2**63)

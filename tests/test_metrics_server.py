@@ -204,3 +204,12 @@ def test_open_for_is_rounded_to_the_millisecond():
     (listed,) = health(breakers)["open"]
     assert listed["open_for"] == 2.887
     assert json.dumps(listed["open_for"]) == "2.887"
+
+
+def test_the_busy_answer_declares_its_own_length() -> None:
+    """The 503 sent to connections over the limit has a Content-Length that fits its body."""
+    from resilience.metrics import _BUSY  # the refusal as sent
+
+    head, _, body = _BUSY.partition(b"\r\n\r\n")
+    declared = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    assert declared == len(body) > 0

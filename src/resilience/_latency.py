@@ -8,6 +8,8 @@ from collections import deque
 
 from resilience._validate import check_int, check_number
 
+_MAX_WINDOW = 10_000_000  # latencies kept; a sort of more per refresh would stall callers
+
 
 class LatencyPercentile:
     """A ``delay`` for ``Hedge``: the ``q``-th percentile of the latest ``window`` latencies.
@@ -36,7 +38,7 @@ class LatencyPercentile:
 
     def __init__(self, q: float = 0.95, window: int = 1000, minimum: float = 0.001) -> None:
         self._q = check_number("q", q, positive=True, maximum=1.0)
-        window = check_int("window", window, minimum=1)
+        window = check_int("window", window, minimum=1, maximum=_MAX_WINDOW)
         self._minimum = check_number("minimum", minimum, minimum=0.0)
         self._samples: deque[float] = deque(maxlen=window)
         # (The tiny subtraction keeps 1 / (1 - 0.9) = 10.000000000000002 from rounding to 11.)
@@ -67,7 +69,12 @@ class LatencyPercentile:
         return self._current
 
     def record(self, seconds: float) -> None:
-        """Add one observed latency (seconds)."""
+        """Add one observed latency (seconds); a negative, NaN or infinite one is ignored.
+
+        A NaN would sort anywhere and could make the delay ``minimum`` (hedging every call).
+        """
+        if not 0.0 <= seconds < math.inf:
+            return
         with self._lock:
             samples = self._samples
             samples.append(seconds)

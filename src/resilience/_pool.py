@@ -13,12 +13,15 @@ one hung loser (whose result nobody wants) would keep the process from exiting. 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+logger = logging.getLogger("resilience")
 
 IDLE_SECONDS: Final = 30.0
 
@@ -75,6 +78,9 @@ class WorkerPool:
                         self._threads -= 1
                         return
                 continue
-            task()
+            try:
+                task()
+            except Exception:  # a task's own error must not cost the pool a worker
+                logger.exception("a task of worker pool %r raised", self._name)
             with self._lock:
                 self._idle += 1

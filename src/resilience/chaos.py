@@ -24,7 +24,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, Literal, ParamSpec, TypeVar
 
 from resilience import _events, _observed
-from resilience._validate import check_callable, check_name, check_number
+from resilience._validate import (
+    check_callable,
+    check_name,
+    check_number,
+    check_sync_callable,
+    is_coroutine_function,
+)
 from resilience._wrap import wrap
 
 if TYPE_CHECKING:
@@ -151,7 +157,12 @@ class Chaos:
         name: str | None = None,
     ) -> None:
         if fault is not None and not isinstance(fault, BaseException):
-            check_callable("fault", fault)
+            if isinstance(fault, type) and not issubclass(fault, BaseException):
+                raise TypeError(
+                    f"fault must be an exception, an exception class or a function "
+                    f"returning one, got {fault!r}"
+                )
+            check_sync_callable("fault", fault)
         if latency is not None:
             latency = check_number("latency", latency, minimum=0.0)
         check_callable("behavior", behavior, optional=True)
@@ -160,7 +171,7 @@ class Chaos:
         if fault is None and latency is None and result is UNSET and behavior is None:
             raise ValueError("Chaos needs something to inject: fault, latency, result or behavior")
         if not isinstance(enabled, bool):
-            check_callable("enabled", enabled)
+            check_sync_callable("enabled", enabled)
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random or None, got {rng!r}")
         self._fault = fault
@@ -309,9 +320,7 @@ class Chaos:
         if self._enabled is False:
             check_callable("func", func)
             return func
-        import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
-
-        if inspect.iscoroutinefunction(self._sleep) and not inspect.iscoroutinefunction(func):
+        if is_coroutine_function(self._sleep) and not is_coroutine_function(func):
             raise TypeError(
                 f"sleep={self._sleep!r} is a coroutine function, which only async functions "
                 f"can await; {getattr(func, '__qualname__', func)!r} is not async"

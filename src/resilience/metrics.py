@@ -591,11 +591,11 @@ def _respond(
     return [] if head else chunks
 
 
+_BUSY_BODY: Final = b"503 too many connections to this server"
 _BUSY: Final = (
     b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 38\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-    b"503 too many connections to this server"
-)
+    b"Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s"
+) % (len(_BUSY_BODY), _BUSY_BODY)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -104,13 +104,10 @@ class Instrumentation:
         "_lock",
         "_pipelines",
         "_stops",
-        "_tracer_provider",
         "active",
     )
 
-    def __init__(
-        self, meter_provider: MeterProvider | None, tracer_provider: TracerProvider | None
-    ) -> None:
+    def __init__(self, meter_provider: MeterProvider | None) -> None:
         provider = meter_provider or otel_metrics.get_meter_provider()
         meter = provider.get_meter("resilience", __version__)
         # Events are counted here and reported when metrics are collected (an observable
@@ -138,7 +135,6 @@ class Instrumentation:
             callbacks=[self._breaker_states],
             description="Circuit breaker state: 1 for the current state, 0 for the others.",
         )
-        self._tracer_provider = tracer_provider
         # (event name, kind, strategy, pipeline, exception class) -> events so far.
         self._counts: dict[tuple[Any, ...], int] = {}
         self._lock = threading.Lock()
@@ -267,4 +263,5 @@ def instrument(
     Returns:
         An ``Instrumentation``; its ``uninstrument()`` stops recording.
     """
-    return Instrumentation(meter_provider, tracer_provider)
+    del tracer_provider  # span events go to whatever span is current
+    return Instrumentation(meter_provider)

@@ -48,6 +48,7 @@ __all__ = ["RedisStorage"]
 
 _MAX_CACHE_TTL: Final = 0.1
 _MAX_TIMEOUT: Final = 60.0
+_MAX_TTL: Final = 10 * 365 * 86400.0  # ten years: far past any idle circuit, well in range
 _MAX_PREFIX: Final = 200
 # The settings a sync connection accepts (redis-py 5 to 8): an asyncio client's pool
 # carries a few more, which the sync twin must not be given.
@@ -392,7 +393,8 @@ class RedisStorage(BreakerStorage):
             raise TypeError(f"client must be a redis-py client, got {client!r}")
         self._prefix = _check_prefix(prefix)
         self._timeout = check_number("timeout", timeout, positive=True, maximum=_MAX_TIMEOUT)
-        self._ttl_ms = str(max(1, round(check_number("ttl", ttl, minimum=1.0) * 1000)))
+        ttl = check_number("ttl", ttl, minimum=1.0, maximum=_MAX_TTL)
+        self._ttl_ms = str(max(1, round(ttl * 1000)))
         if cache_ttl is not None:
             self.cache_ttl = check_number(
                 "cache_ttl", cache_ttl, positive=True, maximum=_MAX_CACHE_TTL
