@@ -255,3 +255,58 @@ def test_metrics_and_storage_refuse_bad_values_naming_the_parameter() -> None:
         with pytest.raises((TypeError, ValueError)) as info:
             make(**{**base, name: bad})
         assert name in str(info.value), (make, name, bad, info.value)
+
+
+def test_async_clocks_and_result_predicates_are_refused_when_made() -> None:
+    """A coroutine function as a clock or ``on_result`` is a TypeError naming it."""
+    from resilience import AdaptiveLimit, AdaptiveThrottle, Fallback, RetryBudget
+
+    async def clock() -> float:
+        return 0.0
+
+    async def judge(result: object) -> bool:
+        return False
+
+    for make in (
+        lambda: AdaptiveThrottle(clock=clock),  # type: ignore[arg-type]
+        lambda: RetryBudget(clock=clock),  # type: ignore[arg-type]
+        lambda: AdaptiveLimit(clock=clock),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(TypeError, match="clock"):
+            make()
+    with pytest.raises(TypeError, match="on_result"):
+        Fallback(lambda *_: 0, on_result=judge)  # type: ignore[arg-type]
+
+
+def test_a_refused_bulkhead_leaves_its_adaptive_limit_free() -> None:
+    """A Bulkhead refused for a bad option does not keep the AdaptiveLimit it was given."""
+    from resilience import AdaptiveLimit, Bulkhead
+
+    limit = AdaptiveLimit()
+    with pytest.raises(ValueError, match="max_queue"):
+        Bulkhead(limit, max_queue=-1)
+    assert Bulkhead(limit, max_queue=1).limit == limit.limit
+
+
+def test_presets_retry_an_object_whose_call_is_async() -> None:
+    """``retry_network_operation(obj)`` awaits and retries an async-callable object."""
+    import asyncio
+
+    from resilience import retry_network_operation
+    from resilience.testing import instant_retries
+
+    class Flaky:
+        calls = 0
+
+        async def __call__(self) -> str:
+            Flaky.calls += 1
+            if Flaky.calls < 3:
+                raise ConnectionError
+            return "ok"
+
+    async def main() -> str:
+        with instant_retries():
+            return await retry_network_operation(Flaky())  # type: ignore[no-any-return]
+
+    assert asyncio.run(main()) == "ok"
+    assert Flaky.calls == 3

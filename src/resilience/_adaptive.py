@@ -39,7 +39,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
-from resilience._validate import check_callable, check_int
+from resilience._validate import check_int, check_sync_callable
 
 if TYPE_CHECKING:
     from resilience._types import Clock
@@ -123,7 +123,7 @@ class AdaptiveLimit:
         if initial > self._max:
             raise ValueError(f"initial must be <= max_limit ({self._max}), got {initial!r}")
         self._initial = initial
-        self._clock: Clock = check_callable("clock", clock)
+        self._clock: Clock = check_sync_callable("clock", clock)
         self._estimate = float(initial)
         self.limit = initial
         self._lock = threading.Lock()

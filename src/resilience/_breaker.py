@@ -399,6 +399,7 @@ class CircuitBreaker:
         return wrapped
 
     def __enter__(self) -> Self:
+        """Admit the block as one call (raises ``CircuitOpenError`` when rejected)."""
         return self._enter_block(self._circuit.acquire())
 
     @section
@@ -408,6 +409,7 @@ class CircuitBreaker:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
+        """Record the block's outcome: its exception, classified, or a success."""
         ticket, started = self._exit_block()
         if exc is None:
             self._circuit.succeeded(ticket, started)
@@ -434,6 +436,7 @@ class CircuitBreaker:
         raise RuntimeError("breaker block exited without being entered in this context")
 
     async def __aenter__(self) -> Self:
+        """Admit the block as one call, awaiting a storage round trip if any."""
         return self._enter_block(await self._circuit.acquire_async())
 
     async def __aexit__(
@@ -442,6 +445,7 @@ class CircuitBreaker:
         exc: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
+        """Record the block's outcome, awaiting a storage round trip if any."""
         ticket, started = self._exit_block()
         if exc is None:
             await self._circuit.succeeded_async(ticket, started)
@@ -534,6 +538,7 @@ class CircuitBreaker:
         return self._circuit.metrics_row()
 
     def __repr__(self) -> str:
+        """Show the name and the state as last known."""
         return f"<CircuitBreaker name={self._name!r} state={self._circuit.state.value}>"
 
 

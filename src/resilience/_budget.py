@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience import _observed
-from resilience._validate import check_callable, check_name, check_number
+from resilience._critical import section
+from resilience._validate import check_name, check_number, check_sync_callable
 
 if TYPE_CHECKING:
     from resilience._types import Clock
@@ -90,7 +91,7 @@ class RetryBudget:
     ) -> None:
         self._ratio = check_number("ratio", ratio, minimum=0.0)
         self._floor = check_number("min_per_second", min_per_second, minimum=0.0) * WINDOW
-        self._clock: Clock = check_callable("clock", clock)
+        self._clock: Clock = check_sync_callable("clock", clock)
         self.name = check_name(name, optional=True)
         self._lock = threading.Lock()
         # Slot i holds the counts of the bucket whose index is _stamps[i] (index % 100 == i).
@@ -143,12 +144,14 @@ class RetryBudget:
     def _allowed(self, firsts: int) -> int:
         return math.floor(self._ratio * firsts + self._floor)
 
+    @section
     def _deposit(self) -> None:
         """Record a first attempt."""
         with self._lock:
             slot = self._slot()
             self._firsts[slot] += 1
 
+    @section
     def _withdraw(self) -> bool:
         """Record a retry and return True if the budget allows one now, else False."""
         with self._lock:

@@ -186,7 +186,6 @@ class Bulkhead:
         name: str | None = None,
     ) -> None:
         if isinstance(max_concurrent, AdaptiveLimit):
-            max_concurrent._claim(self)  # noqa: SLF001  # our own class
             self._adaptive: AdaptiveLimit | None = max_concurrent
             self._limit = max_concurrent.limit
         else:
@@ -200,6 +199,8 @@ class Bulkhead:
         self._max_queue = check_int("max_queue", max_queue, minimum=0)
         self._max_wait = check_number("max_wait", max_wait, minimum=0.0)
         self._name = check_name(name, optional=True)
+        if self._adaptive is not None:  # claimed last: a refused Bulkhead claims nothing
+            self._adaptive._claim(self)  # noqa: SLF001  # our own class
         self._lock = threading.Lock()
         self._pool: collections.deque[bool] = collections.deque([True] * self._limit)
         self._debt = 0  # tokens to destroy on release after the limit went down

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from resilience._context import current
+from resilience._critical import escape
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -95,6 +96,7 @@ def subscribe(listener: Callable[[Event], None]) -> Callable[[], None]:
     return unsubscribe
 
 
+@escape  # subscribers are user code: interruptible even when a section emits
 def emit(
     name: str,
     kind: str,
@@ -174,6 +176,7 @@ def subscribe_timings(listener: Callable[[Timing], None]) -> Callable[[], None]:
     return unsubscribe
 
 
+@escape  # subscribers are user code: interruptible even when a section emits
 def emit_timing(
     name: str, kind: str, strategy: str | None, seconds: float, **attributes: object
 ) -> None:

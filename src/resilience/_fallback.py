@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from resilience._validate import check_callable, exception_types
+from resilience._validate import check_callable, check_sync_callable, exception_types
 from resilience._wrap import wrap
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Fallback:
     ) -> None:
         self._handler = check_callable("handler", handler)
         self._on = exception_types("on", on)
-        self._on_result = check_callable("on_result", on_result, optional=True)
+        self._on_result = check_sync_callable("on_result", on_result, optional=True)
         self._options = {"handler": handler, "on": on, "on_result": on_result}
 
     def call(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

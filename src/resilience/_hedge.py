@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 from resilience import _events, _observed
 from resilience._budget import RetryBudget
+from resilience._critical import section
 from resilience._latency import LatencyPercentile
 from resilience._pool import WorkerPool
 from resilience._validate import check_int, check_name, check_number, exception_types
@@ -153,6 +154,7 @@ class Hedge:
             return math.inf
         return max(0.0, float(value))
 
+    @section
     def _count(self, key: str, seconds: float | None = None) -> None:
         with self._lock:
             self._counts[key] += 1

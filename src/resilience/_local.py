@@ -541,7 +541,11 @@ class LazyCircuit:
             return circuit
         # Made outside the lock: making it may run user code (a backoff recovery_timeout),
         # which may touch other breakers. Two threads may both make one; the first wins.
-        made = LocalCircuit(self._name, self._settings)
+        return self._install(LocalCircuit(self._name, self._settings))
+
+    @section
+    def _install(self, made: LocalCircuit) -> LocalCircuit:
+        """Keep ``made`` unless another thread was first, and hand it to the breaker."""
         with _BIRTH:
             circuit = self._born
             if circuit is None:

@@ -21,6 +21,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from resilience import _transition as machine
+from resilience._critical import section
 from resilience._policies import _Tracker
 from resilience._state import CLOSED, CircuitState
 from resilience._storage import BreakerStorage, StoredState, check_storage_error_mode
@@ -378,6 +379,7 @@ class InMemoryStorage(BreakerStorage):
             circuit = self._circuits[name] = _Circuit(now)
         return circuit
 
+    @section
     def admit(self, name: str, config: Mapping[str, Any], *, rejected: int = 0) -> StoredState:
         """Ask to admit one call; see ``BreakerStorage.admit``."""
         with self._lock:
@@ -387,6 +389,7 @@ class InMemoryStorage(BreakerStorage):
             admitted = op.admit(rejected)
             return op.reply(admitted=admitted)
 
+    @section
     def record(
         self,
         name: str,
@@ -405,6 +408,7 @@ class InMemoryStorage(BreakerStorage):
             op.record(generation, outcomes, stale, rejected)
             return op.reply()
 
+    @section
     def force(self, name: str, state: CircuitState, *, create: bool = True) -> StoredState | None:
         """Force an operator state; see ``BreakerStorage.force``.
 
@@ -424,6 +428,7 @@ class InMemoryStorage(BreakerStorage):
             op.force(state)
             return op.reply()
 
+    @section
     def read(self, name: str) -> dict[str, Any] | None:
         """Return the circuit's stats, or None if unknown; see ``BreakerStorage.read``."""
         with self._lock:
@@ -462,6 +467,7 @@ class InMemoryStorage(BreakerStorage):
             return sorted(self._circuits)
 
     def __repr__(self) -> str:
+        """Show how many circuits the storage holds."""
         return f"InMemoryStorage(circuits={len(self._circuits)})"
 
 

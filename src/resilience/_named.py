@@ -53,9 +53,9 @@ class LiveSet:
                     kept.append(ref)
                     alive.append(obj)
             if len(kept) < count:
-                # Objects added meanwhile were appended past ``count`` and stay in place.
-                del refs[:count]
-                refs[:0] = kept
+                # Objects added meanwhile were appended past ``count`` and stay in place;
+                # one statement, so no interrupt can leave the list half rewritten.
+                refs[:count] = kept
             self._prune_at = max(_MIN_PRUNE, 2 * len(kept))
         return alive
 

@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
 from resilience import _events, _observed
+from resilience._critical import section
 from resilience._validate import check_callable, check_int, check_name, check_number
 from resilience._wrap import wrap
 from resilience.exceptions import RateLimitedError
@@ -363,6 +364,7 @@ class RateLimiter:
                 return granted, seconds
         return self._local(cost, key, limit)
 
+    @section
     def _local(self, cost: int, key: str | None, limit: float) -> tuple[bool, float]:
         """Decide in this process (the lock is taken here, and only here)."""
         now = self._clock()
@@ -440,6 +442,7 @@ class RateLimiter:
                 retry_after=retry_after,
             )
 
+    @section
     def _count(self, *, granted: bool) -> None:
         with self._lock:
             if granted:

@@ -142,6 +142,7 @@ class BreakerRegistry:
         return breaker
 
     def __contains__(self, name: object) -> bool:
+        """Whether a breaker called ``name`` is in the registry."""
         return name in self._breakers
 
     def __iter__(self) -> Iterator[CircuitBreaker]:
@@ -149,6 +150,7 @@ class BreakerRegistry:
         return iter(list(self._breakers.values()))
 
     def __len__(self) -> int:
+        """How many breakers the registry holds."""
         return len(self._breakers)
 
     def remove(self, name: str, /) -> CircuitBreaker:
@@ -179,6 +181,7 @@ class BreakerRegistry:
         return [breaker.get_stats() for breaker in breakers]
 
     def __repr__(self) -> str:
+        """Show how many breakers the registry holds."""
         return f"<BreakerRegistry of {len(self)} breakers>"
 
 

@@ -39,6 +39,7 @@ from typing import (
 
 from resilience import _context, _deadline, _events
 from resilience._budget import RetryBudget
+from resilience._critical import section
 from resilience._deadline import check_limit
 from resilience._http_hints import (
     is_transient,
@@ -54,6 +55,7 @@ from resilience._validate import (
     check_name,
     check_number,
     exception_types,
+    is_coroutine_function,
 )
 from resilience._wrap import wrap
 from resilience.backoff import JITTERS, Exponential, Jitter
@@ -158,11 +160,13 @@ class _TestingSwitch:
         self._caps: list[int] = []
         self.attempts: int | None = None
 
+    @section
     def enter(self, cap: int) -> None:
         with self._lock:
             self._caps.append(cap)
             self.attempts = min(self._caps)
 
+    @section
     def exit(self, cap: int) -> None:
         with self._lock:
             self._caps.remove(cap)
@@ -1754,10 +1758,8 @@ def _run_preset(
         return Retry._preset(_API, kwargs, _api_error)  # noqa: SLF001  # same module
     if not callable(func):
         raise TypeError(f"func must be callable, got {func!r}")
-    import inspect  # noqa: PLC0415  # ~15 ms to import: loaded where first needed
-
     retry = _preset_retry(which)
-    if inspect.iscoroutinefunction(func):
+    if is_coroutine_function(func):  # an object whose __call__ is async def too
         return retry.call_async(func, *args, **kwargs)
     return retry.call(func, *args, **kwargs)
 

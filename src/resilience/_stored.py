@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from resilience import _named
-from resilience._critical import section
+from resilience import _transition as machine
+from resilience._critical import escape, section
 from resilience._local import HALF_OPEN_FULL_RETRY_AFTER, UNRECORDED, LocalCircuit
 from resilience._policies import ConsecutiveFailures, FailureRate
 from resilience._settings import FAILURE, IGNORED, Settings
@@ -377,8 +378,7 @@ class StoredCircuit:
         if mode == "closed":
             return _COUNT_ONLY
         now = self.settings.clock()
-        with self.local.lock:
-            next(self.local.rejected)
+        next(self.local.rejected)  # atomic, as on the lock-free rejection path
         return CircuitOpenError(self.name, OPEN, max(0.0, self.probe_at - now))
 
     @section
@@ -462,19 +462,21 @@ class StoredCircuit:
         now = self.settings.clock()
         if now - self.synced < self.refresh or (self.down and now < self.probe_at):
             return
-        with self.local.lock:
-            if self.reading:  # another thread is refreshing it right now
-                return
-            self.reading = True
-            if self.down:
-                self.probe_at = now + _PROBE_INTERVAL
-        try:
+        claimed = False
+        try:  # opened first: an interrupt after the claim must still give it back
+            with self.local.lock:
+                if self.reading:  # another thread is refreshing it right now
+                    return
+                self.reading = claimed = True
+                if self.down:
+                    self.probe_at = now + _PROBE_INTERVAL
             if self.unsent or self.batch or self.stale:
                 self.push()  # a record that hands over what is held back, and reads
             else:
                 self._read()
         finally:
-            self.reading = False
+            if claimed:
+                self.reading = False
 
     def push(self) -> None:
         """Send what this process holds back (rejections, batches) and mirror the reply.
@@ -486,6 +488,7 @@ class StoredCircuit:
             step = self._flush()
         self._exchange(step)
 
+    @escape  # a round trip may hang: the caller's timeout must be able to interrupt it
     def _read(self) -> dict[str, Any] | None:
         """Read the shared circuit's stats and mirror them; None if unknown or unreachable.
 
@@ -513,6 +516,10 @@ class StoredCircuit:
         self._adopt(reply, wrote=False)
         return remote
 
+    def _log_back(self) -> None:
+        """Log the end of an outage: the storage answered a write again."""
+        logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+
     @section
     def _adopt(self, reply: StoredState, *, wrote: bool) -> None:
         """Mirror a reply to a read or an operator's order, then tell the listeners."""
@@ -520,11 +527,12 @@ class StoredCircuit:
         with self.local.lock:
             change, back = self._mirror(reply, now, wrote=wrote)
         if back:
-            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+            self._log_back()
         self.local.notify(change)
 
     # ------------------------------------------------------------------ round trips
 
+    @escape  # a round trip may hang: the caller's timeout must be able to interrupt it
     def _send(self, step: _Request) -> StoredState:
         storage, name = self.storage, self.name
         if step.admit:
@@ -603,7 +611,7 @@ class StoredCircuit:
                 else:
                     ticket = self.local.gen
         if back:
-            logger.info("circuit breaker %r: storage reachable again; state resynced", self.name)
+            self._log_back()
         self.local.notify(change)
         if not step.admit:
             return None
@@ -642,7 +650,8 @@ class StoredCircuit:
         self.synced = now
         if reply.shadow_trip:
             local.shadows += 1
-            logger.warning("circuit breaker %r would have opened (metrics-only mode)", self.name)
+            if change is None:  # notify logs it, outside the lock, as for a local one
+                change = machine.SHADOW_TRIP
         self.down = False
         back = wrote and self.warned
         if back:

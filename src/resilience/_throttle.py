@@ -23,7 +23,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 from resilience import _events, _observed
-from resilience._validate import check_callable, check_name, check_number
+from resilience._critical import section
+from resilience._validate import check_name, check_number, check_sync_callable
 from resilience._wrap import wrap
 from resilience.exceptions import ThrottledError
 
@@ -183,7 +184,7 @@ class AdaptiveThrottle:
         self._k = check_number("k", k, minimum=1.0)
         self._window = check_number("window", window, positive=True)
         self.name = check_name(name, optional=True)
-        self._clock: Clock = check_callable("clock", clock)
+        self._clock: Clock = check_sync_callable("clock", clock)
         self._random: Callable[[], float] = _RANDOM.random
         options = {"k": self._k, "window": self._window}
         self._state: _SharedThrottle = _shared(
@@ -228,6 +229,7 @@ class AdaptiveThrottle:
             "rejection_probability": self._probability(requests, accepts),
         }
 
+    @section
     def _admit(self) -> None:
         """Reject the call now (counted, emitted) or let it through."""
         state = self._state
@@ -246,6 +248,7 @@ class AdaptiveThrottle:
                 _events.emit("throttled", "adaptive_throttle", self.name, None, requests=requests)
             raise ThrottledError(self.name)
 
+    @section
     def _record(self, *, accepted: bool) -> None:
         state = self._state
         with state.lock:

@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast
 from resilience import _deadline
 from resilience._critical import interrupted, section
 from resilience._deadline import check_limit, remaining
-from resilience._validate import check_callable, check_name, check_number
+from resilience._validate import (
+    check_callable,
+    check_name,
+    check_number,
+    is_coroutine_function,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -755,9 +760,7 @@ def call_with_timeout(
         6
     """
     check_callable("func", func)
-    import inspect  # noqa: PLC0415  # kept off import time
-
-    if inspect.iscoroutinefunction(func):
+    if is_coroutine_function(func):  # an object whose __call__ is async def too
         raise TypeError(
             f"func must be a plain function, got coroutine function {func!r}; "
             "use `async with timeout()` around the await instead"

@@ -60,12 +60,12 @@ def commands(client: redis.Redis) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("policy", "inside"),
     [
-        (None, {"get": 100, "set": 100}),
+        (None, {"get": 20, "set": 20}),
         (
             FailureRate(window=CountWindow(10), minimum_calls=5),
-            {"get": 100, "set": 100, "setrange": 8, "bitfield": 92},
+            {"get": 20, "set": 20, "bitfield": 20},  # a full window: one BITFIELD per call
         ),
-        (FailureRate(window=TimeWindow(3600.0), minimum_calls=5), {"get": 100, "set": 100}),
+        (FailureRate(window=TimeWindow(3600.0), minimum_calls=5), {"get": 20, "set": 20}),
     ],
     ids=["consecutive", "count-window", "time-window"],
 )
@@ -76,14 +76,21 @@ def test_a_closed_call_costs_one_script_call_and_few_commands(
     client = redis_server.client()
     options = {} if policy is None else {"policy": policy}
     breaker = CircuitBreaker(name="hot", storage=RedisStorage(client), **options)
-    breaker.call(ok)  # makes the circuit and sets its TTLs
-    breaker.call(ok)
-    client.config_resetstat()
-    for _ in range(100):
+    for _ in range(12):  # makes the circuit, sets its TTLs, fills a count window
         breaker.call(ok)
-    ran = commands(client)
-    assert ran.pop("evalsha") == 100
-    ran.pop("time", None)  # a time window reads the server's clock
+    # A run that crosses a time window's one-second bucket or the one-second TTL refresh
+    # rightly takes the general path once; on a loaded machine 20 calls can, so a run
+    # that did is measured again (at most three runs).
+    for _ in range(3):
+        client.config_resetstat()
+        for _ in range(20):
+            breaker.call(ok)
+        ran = commands(client)
+        evalsha = ran.pop("evalsha")
+        ran.pop("time", None)  # a time window reads the server's clock
+        if ran == inside:
+            break
+    assert evalsha == 20
     assert ran == inside
 
 
@@ -243,3 +250,18 @@ def test_the_client_caches_stay_bounded(redis_server: RedisServer) -> None:
     for n in range(limit + 10):
         storage._ttls_set(f"b{n}", 0.0)
     assert 0 < len(storage._ttl_set) <= limit
+
+
+def test_a_filling_count_window_writes_each_slot_with_setrange(redis_server: RedisServer) -> None:
+    """Until a count window is full, a closed call appends its slot with one SETRANGE."""
+    client = redis_server.client()
+    policy = FailureRate(window=CountWindow(10), minimum_calls=5)
+    breaker = CircuitBreaker(name="filling", storage=RedisStorage(client), policy=policy)
+    breaker.call(ok)
+    breaker.call(ok)
+    client.config_resetstat()
+    for _ in range(5):
+        breaker.call(ok)
+    ran = commands(client)
+    assert ran.get("setrange") == 5
+    assert "bitfield" not in ran
