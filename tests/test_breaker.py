@@ -905,3 +905,20 @@ def test_opened_at_ages_on_the_injected_clock(clock: FakeClock) -> None:
     stats = breaker.get_stats()
     assert stats["open_for"] == 600.0
     assert stats["opened_at"] == pytest.approx(time.time() - 600.0, abs=5.0)
+
+
+def test_a_bound_method_option_does_not_keep_its_object_alive() -> None:
+    """A fallback that is a bound method is not cached with the settings: its owner is freed."""
+    import gc
+    import weakref
+
+    class Client:
+        def fallback(self) -> str:
+            return "cached"
+
+    client = Client()
+    breaker = CircuitBreaker(failure_threshold=1, fallback=client.fallback)
+    ref = weakref.ref(client)
+    del client, breaker
+    gc.collect()
+    assert ref() is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,36 @@ def test_instant_retries_refuses_a_non_callable_positional_argument() -> None:
 def test_instant_retries_still_decorates_callables() -> None:
     """A callable (a class, say) is decorated and called as before."""
     assert instant_retries(int)("7") == 7
+
+
+def test_instant_retries_stays_on_until_an_async_callable_object_is_awaited() -> None:
+    """Decorating an object whose ``__call__`` is async keeps the switch on while awaited."""
+    import asyncio
+    import time
+
+    from resilience import retry_with_backoff
+
+    class Flaky:
+        calls = 0
+
+        async def __call__(self) -> str:
+            Flaky.calls += 1
+
+            @retry_with_backoff(max_retries=2, base_delay=30.0, jitter=False)
+            async def inner() -> str:
+                if Flaky.calls < 3:
+                    Flaky.calls += 1
+                    raise ConnectionError
+                return "ok"
+
+            return await inner()
+
+    started = time.monotonic()
+    assert asyncio.run(instant_retries()(Flaky())()) == "ok"  # type: ignore[arg-type]
+    assert time.monotonic() - started < 5.0  # the 30 s backoffs were skipped
+
+    def numbers() -> Any:
+        yield 1
+
+    with pytest.raises(TypeError, match="generator"):
+        instant_retries()(numbers)

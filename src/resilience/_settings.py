@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from resilience._deadline import remaining
@@ -135,7 +136,8 @@ class Settings:
             fallback=fallback,
             clock=clock,
         )
-        if cacheable:
+        # A bound method would keep its whole object alive in the cache: not cached.
+        if cacheable and not _holds_bound_method(key):
             if len(_BUILT) >= _INTERN_LIMIT:
                 _BUILT.clear()
             _BUILT[key] = settings
@@ -259,8 +261,19 @@ _BUILT: dict[tuple[Any, ...], Settings] = {}
 _INTERN_LIMIT = 1024
 
 
+def _holds_bound_method(options: tuple[Any, ...]) -> bool:
+    return any(type(option) is MethodType for option in options)
+
+
 def _intern(settings: Settings) -> Settings:
-    """Share equal settings between breakers, which saves memory per breaker."""
+    """Share equal settings between breakers, which saves memory per breaker.
+
+    Settings holding a bound method are kept to themselves: shared, they would keep the
+    method's object alive after its last breaker.
+    """
+    callables = (settings.recovery_timeout, settings.failure_on_result, settings.fallback)
+    if _holds_bound_method((*callables, settings.failure_on, settings.ignore, settings.clock)):
+        return settings
     try:
         return _INTERNED.setdefault(settings, settings)
     except TypeError:  # an unhashable predicate or clock: keep this one to itself

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import threading
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Self, TypeVar, overload
 
 from resilience._memory_storage import InMemoryStorage
 from resilience._retry import INSTANT, TESTING
 from resilience._validate import check_callable, check_int, check_number
+from resilience._wrap import wrap
 
 if TYPE_CHECKING:
     import types
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 __all__ = ["FakeClock", "InMemoryStorage", "instant_retries", "retries"]
 
@@ -103,23 +102,25 @@ class _Switch:
     def __call__(self, func: Callable[P, R], /) -> Callable[P, R]:
         """Run every call of ``func`` (sync or async) under this switch.
 
+        The library's one wrapper decides sync or async once, so an object whose
+        ``__call__`` is ``async def`` keeps the switch on until it is awaited.
+
         Raises:
-            TypeError: ``func`` is not callable.
+            TypeError: ``func`` is not callable, or is a generator function (its body
+                would run after the switch was off again).
         """
         check_callable("func", func)
-        if inspect.iscoroutinefunction(func):
+        return wrap(func, self._run, self._run_async)
 
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self:
-                    return await func(*args, **kwargs)
+    def _run(self, func: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        with self:
+            return func(*args, **kwargs)
 
-            return cast("Callable[P, R]", functools.update_wrapper(async_wrapper, func))
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
-
-        return cast("Callable[P, R]", functools.update_wrapper(wrapper, func))
+    async def _run_async(
+        self, func: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        with self:
+            return await func(*args, **kwargs)
 
 
 class _InstantRetries(_Switch):
